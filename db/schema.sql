@@ -1,0 +1,588 @@
+\restrict dbmate
+
+-- Dumped from database version 18.4
+-- Dumped by pg_dump version 18.4
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET transaction_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: notification_type; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.notification_type AS ENUM (
+    'lead_created',
+    'task_completed',
+    'score_updated',
+    'comment_added'
+);
+
+
+--
+-- Name: tg_all__set_updated_at(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_all__set_updated_at() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW."updatedAt" IS NOT DISTINCT FROM OLD."updatedAt" AND NEW IS DISTINCT FROM OLD THEN
+        NEW."updatedAt" := now();
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+
+--
+-- Name: tg_comments__notify_added(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_comments__notify_added() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO notifications (type, title, message, "relatedLeadId")
+    SELECT 'comment_added', 'New Comment',
+           format('%s commented on %s %s',
+                  coalesce(c."authorEmail", 'Someone'), l."firstName", l."lastName"),
+           l.id
+    FROM new_comments AS c
+    JOIN leads AS l ON l.id = c."leadId";
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: tg_leads__notify_created(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_leads__notify_created() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO notifications (type, title, message, "relatedLeadId")
+    SELECT 'lead_created', 'New Lead Created',
+           format('%s %s added to pipeline', l."firstName", l."lastName"),
+           l.id
+    FROM new_leads AS l;
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: tg_leads__notify_score_updated(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_leads__notify_score_updated() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO notifications (type, title, message, "relatedLeadId")
+    SELECT 'score_updated', 'Lead Score Updated',
+           format('%s %s score changed from %s to %s',
+                  n."firstName", n."lastName", o.score, n.score),
+           n.id
+    FROM new_leads AS n
+    JOIN old_leads AS o USING (id)
+    WHERE n.score IS DISTINCT FROM o.score;
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: tg_notifications__announce(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_notifications__announce() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    changed bigint;
+    one_id uuid;
+    action text;
+    payload jsonb;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT count(*), min(id::text)::uuid INTO changed, one_id FROM new_rows;
+        action := 'bulk-create';
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT count(*), min(id::text)::uuid INTO changed, one_id FROM new_rows;
+        -- Both transition tables hold the same rows, so "every row went from unread to read"
+        -- is "every old row unread and every new row read".
+        IF (SELECT bool_and(NOT "isRead") FROM old_rows)
+           AND (SELECT bool_and("isRead") FROM new_rows) THEN
+            action := 'mark-all-read';
+        ELSE
+            action := 'bulk-update';
+        END IF;
+    ELSE
+        SELECT count(*), min(id::text)::uuid INTO changed, one_id FROM old_rows;
+        action := 'bulk-delete';
+    END IF;
+
+    IF changed = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    payload := jsonb_build_object(
+        'op', lower(TG_OP),
+        'count', changed,
+        'seq', nextval('notification_announcement_seq'));
+    IF changed = 1 THEN
+        payload := payload || jsonb_build_object('id', one_id);
+    ELSE
+        payload := payload || jsonb_build_object('action', action);
+    END IF;
+    PERFORM pg_notify('notifications', payload::text);
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: tg_tasks__notify_completed(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_tasks__notify_completed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO notifications (type, title, message, "relatedLeadId")
+        SELECT 'task_completed', 'Task Completed',
+               format('%s completed for %s %s', t.title, l."firstName", l."lastName"),
+               l.id
+        FROM new_tasks AS t
+        JOIN leads AS l ON l.id = t."leadId"
+        WHERE t."completedAt" IS NOT NULL;
+    ELSE
+        INSERT INTO notifications (type, title, message, "relatedLeadId")
+        SELECT 'task_completed', 'Task Completed',
+               format('%s completed for %s %s', n.title, l."firstName", l."lastName"),
+               l.id
+        FROM new_tasks AS n
+        JOIN old_tasks AS o USING (id)
+        JOIN leads AS l ON l.id = n."leadId"
+        WHERE o."completedAt" IS NULL AND n."completedAt" IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: tg_users__normalize_email(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_users__normalize_email() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.email := lower(btrim(NEW.email));
+    RETURN NEW;
+END;
+$$;
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: comments; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.comments (
+    id integer NOT NULL,
+    "leadId" integer NOT NULL,
+    body text NOT NULL,
+    "authorEmail" text,
+    "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT comments_body_check CHECK ((btrim(body) <> ''::text))
+);
+
+
+--
+-- Name: comments_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.comments ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
+    SEQUENCE NAME public.comments_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: leads; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.leads (
+    id integer NOT NULL,
+    "firstName" text NOT NULL,
+    "lastName" text NOT NULL,
+    email text,
+    phone text,
+    company text,
+    status text DEFAULT 'new'::text NOT NULL,
+    score integer DEFAULT 0 NOT NULL,
+    "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT "leads_firstName_check" CHECK ((btrim("firstName") <> ''::text)),
+    CONSTRAINT "leads_lastName_check" CHECK ((btrim("lastName") <> ''::text))
+);
+
+
+--
+-- Name: leads_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.leads ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
+    SEQUENCE NAME public.leads_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: notification_announcement_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.notification_announcement_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: notifications; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notifications (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    type public.notification_type NOT NULL,
+    title character varying(255) NOT NULL,
+    message text NOT NULL,
+    "isRead" boolean DEFAULT false NOT NULL,
+    "relatedLeadId" integer,
+    "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "createdTxid" xid8 DEFAULT pg_current_xact_id() NOT NULL
+);
+
+
+--
+-- Name: COLUMN notifications."createdTxid"; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.notifications."createdTxid" IS 'Inserting transaction; lets catch-up pagination find rows that committed late.';
+
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_migrations (
+    version character varying NOT NULL
+);
+
+
+--
+-- Name: tasks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.tasks (
+    id integer NOT NULL,
+    "leadId" integer NOT NULL,
+    title text NOT NULL,
+    "completedAt" timestamp with time zone,
+    "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT tasks_title_check CHECK ((btrim(title) <> ''::text))
+);
+
+
+--
+-- Name: tasks_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.tasks ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
+    SEQUENCE NAME public.tasks_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: users; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.users (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    email text NOT NULL,
+    "passwordHash" text NOT NULL,
+    "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT users_email_check CHECK (((email <> ''::text) AND (email = lower(email))))
+);
+
+
+--
+-- Name: comments comments_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.comments
+    ADD CONSTRAINT comments_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: leads leads_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.leads
+    ADD CONSTRAINT leads_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: notifications notifications_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: tasks tasks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tasks
+    ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: users users_email_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_email_key UNIQUE (email);
+
+
+--
+-- Name: users users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: comments_lead_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX comments_lead_id_idx ON public.comments USING btree ("leadId");
+
+
+--
+-- Name: notifications_created_txid_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_created_txid_idx ON public.notifications USING btree ("createdTxid");
+
+
+--
+-- Name: notifications_feed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_feed_idx ON public.notifications USING btree ("createdAt" DESC, id DESC);
+
+
+--
+-- Name: notifications_related_lead_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_related_lead_id_idx ON public.notifications USING btree ("relatedLeadId");
+
+
+--
+-- Name: notifications_unread_feed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_unread_feed_idx ON public.notifications USING btree ("createdAt" DESC, id DESC) WHERE (NOT "isRead");
+
+
+--
+-- Name: tasks_lead_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_lead_id_idx ON public.tasks USING btree ("leadId");
+
+
+--
+-- Name: comments _100_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _100_set_updated_at BEFORE UPDATE ON public.comments FOR EACH ROW EXECUTE FUNCTION public.tg_all__set_updated_at();
+
+
+--
+-- Name: leads _100_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _100_set_updated_at BEFORE UPDATE ON public.leads FOR EACH ROW EXECUTE FUNCTION public.tg_all__set_updated_at();
+
+
+--
+-- Name: notifications _100_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _100_set_updated_at BEFORE UPDATE ON public.notifications FOR EACH ROW EXECUTE FUNCTION public.tg_all__set_updated_at();
+
+
+--
+-- Name: tasks _100_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _100_set_updated_at BEFORE UPDATE ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.tg_all__set_updated_at();
+
+
+--
+-- Name: users _100_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _100_set_updated_at BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.tg_all__set_updated_at();
+
+
+--
+-- Name: users _200_normalize_email; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _200_normalize_email BEFORE INSERT OR UPDATE OF email ON public.users FOR EACH ROW EXECUTE FUNCTION public.tg_users__normalize_email();
+
+
+--
+-- Name: comments _500_notify_added; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _500_notify_added AFTER INSERT ON public.comments REFERENCING NEW TABLE AS new_comments FOR EACH STATEMENT EXECUTE FUNCTION public.tg_comments__notify_added();
+
+
+--
+-- Name: tasks _500_notify_completed_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _500_notify_completed_on_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_tasks FOR EACH STATEMENT EXECUTE FUNCTION public.tg_tasks__notify_completed();
+
+
+--
+-- Name: leads _500_notify_created; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _500_notify_created AFTER INSERT ON public.leads REFERENCING NEW TABLE AS new_leads FOR EACH STATEMENT EXECUTE FUNCTION public.tg_leads__notify_created();
+
+
+--
+-- Name: tasks _510_notify_completed_on_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _510_notify_completed_on_update AFTER UPDATE ON public.tasks REFERENCING OLD TABLE AS old_tasks NEW TABLE AS new_tasks FOR EACH STATEMENT EXECUTE FUNCTION public.tg_tasks__notify_completed();
+
+
+--
+-- Name: leads _510_notify_score_updated; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _510_notify_score_updated AFTER UPDATE ON public.leads REFERENCING OLD TABLE AS old_leads NEW TABLE AS new_leads FOR EACH STATEMENT EXECUTE FUNCTION public.tg_leads__notify_score_updated();
+
+
+--
+-- Name: notifications _900_announce_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_delete AFTER DELETE ON public.notifications REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__announce();
+
+
+--
+-- Name: notifications _900_announce_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_insert AFTER INSERT ON public.notifications REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__announce();
+
+
+--
+-- Name: notifications _900_announce_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_update AFTER UPDATE ON public.notifications REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__announce();
+
+
+--
+-- Name: comments comments_leadId_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.comments
+    ADD CONSTRAINT "comments_leadId_fkey" FOREIGN KEY ("leadId") REFERENCES public.leads(id) ON DELETE CASCADE;
+
+
+--
+-- Name: notifications notifications_relatedLeadId_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT "notifications_relatedLeadId_fkey" FOREIGN KEY ("relatedLeadId") REFERENCES public.leads(id) ON DELETE SET NULL;
+
+
+--
+-- Name: tasks tasks_leadId_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tasks
+    ADD CONSTRAINT "tasks_leadId_fkey" FOREIGN KEY ("leadId") REFERENCES public.leads(id) ON DELETE CASCADE;
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict dbmate
+
+
+--
+-- Dbmate schema migrations
+--
+
+INSERT INTO public.schema_migrations (version) VALUES
+    ('20261126000100'),
+    ('20261126000200');

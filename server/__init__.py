@@ -1,0 +1,1 @@
+"""Real-time notification backend of a CRM."""

