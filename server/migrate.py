@@ -50,22 +50,33 @@ def dbmate_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def dbmate_command(url: str, *arguments: str, dump_schema: bool = False) -> list[str]:
+def dbmate_command(
+    url: str, *arguments: str, dump_schema: bool = False, schema_file: Path | None = None
+) -> list[str]:
     if not DBMATE_BINARY.exists():
         raise MigrationError(f"{DBMATE_BINARY} is missing: run `make install` (npm ci) first")
+    # Paths in dbmate.yml are relative to the project; the table name is not a path.
+    settings = {
+        key: value if key == "migrations_table" else str(PROJECT_ROOT / value)
+        for key, value in load_dbmate_config().items()
+    }
+    if schema_file is not None:
+        settings["schema_file"] = str(schema_file)
     command = [str(DBMATE_BINARY), "--url", dbmate_url(url)]
-    for key, value in load_dbmate_config().items():
-        command += [
-            _CONFIG_FLAGS[key],
-            str(PROJECT_ROOT / value) if key != "migrations_table" else value,
-        ]
+    for key, value in settings.items():
+        command += [_CONFIG_FLAGS[key], value]
     if not dump_schema:
         command.append("--no-dump-schema")
     return [*command, *arguments]
 
 
 def run_dbmate(
-    url: str, arguments: Sequence[str], *, pg_bin_dir: Path | None = None, dump_schema: bool = False
+    url: str,
+    arguments: Sequence[str],
+    *,
+    pg_bin_dir: Path | None = None,
+    dump_schema: bool = False,
+    schema_file: Path | None = None,
 ) -> str:
     """Run dbmate; `pg_bin_dir` puts a matching pg_dump first on PATH for `dump`."""
     env = dict(os.environ)
@@ -74,7 +85,7 @@ def run_dbmate(
     elif dump_schema and shutil.which("pg_dump") is None:
         raise MigrationError("dumping the schema needs pg_dump on PATH")
     result = subprocess.run(  # noqa: S603 - a fixed binary with arguments we build
-        dbmate_command(url, *arguments, dump_schema=dump_schema),
+        dbmate_command(url, *arguments, dump_schema=dump_schema, schema_file=schema_file),
         capture_output=True,
         text=True,
         env=env,

@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
+from server.embedded_postgres import EmbeddedPostgres, client_bin_dir
 from server.migrate import run_dbmate
 from server.settings import DATA_DIR
 
@@ -31,9 +32,9 @@ def with_database(url: str, name: str) -> str:
 
 
 class PostgresServer:
-    def __init__(self, admin_url: str, bin_dir: Path | None) -> None:
+    def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
-        self.bin_dir = bin_dir
+        self.bin_dir: Path = client_bin_dir()  # pg_dump for `dbmate dump`
 
     def create_database(self, name: str, template: str | None = None) -> str:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -54,12 +55,10 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
-        yield PostgresServer(configured, None)
+        yield PostgresServer(configured)
         return
-    from server.embedded_postgres import EmbeddedPostgres
-
     embedded = EmbeddedPostgres(DATA_DIR / "test-postgres")
-    yield PostgresServer(embedded.url("postgres"), embedded.bin_dir)
+    yield PostgresServer(embedded.url("postgres"))
 
 
 @pytest.fixture(scope="session")
