@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socketio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.lifespan import AppState, lifespan_for
+from server.realtime.listener import ListenerOptions
+from server.realtime.sio import SocketGateway
 from server.settings import Settings, load_settings
 
 
@@ -17,8 +22,10 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers."""
+    """The database answers and the LISTEN connection is up (events would be lost otherwise)."""
     state: AppState = request.app.state.crm
+    if state.realtime is not None and not state.realtime.listening:
+        return JSONResponse({"status": "unavailable", "listener": "down"}, status_code=503)
     try:
         async with state.pool.connection(timeout=2.0) as conn:
             await conn.execute("SELECT 1")
@@ -27,12 +34,32 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings, database_url: str) -> Starlette:
+def create_app(
+    settings: Settings, database_url: str, *, listener_options: ListenerOptions | None = None
+) -> socketio.ASGIApp:
+    """Starlette (HTTP) inside python-socketio's ASGIApp, which serves /socket.io/ and passes
+    everything else, lifespan included, to Starlette (it has no startup hooks of its own)."""
     routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
-    return Starlette(routes=routes, lifespan=lifespan_for(settings, database_url))
+    gateway = SocketGateway(settings)
+    http = Starlette(
+        routes=routes,
+        middleware=[
+            # The same origins as Socket.IO's cors_allowed_origins (see SocketGateway).
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        ],
+        lifespan=lifespan_for(
+            settings, database_url, gateway=gateway, listener_options=listener_options
+        ),
+    )
+    return socketio.ASGIApp(gateway.sio, other_asgi_app=http)
 
 
-def create_app_from_environment() -> Starlette:
+def create_app_from_environment() -> socketio.ASGIApp:
     """uvicorn's factory: `python -m server serve` has put the resolved settings in the env."""
     settings = load_settings()
     if settings.database_url is None:

@@ -1,4 +1,4 @@
-"""Start-up and shutdown: open the pool (and later the listener), close them on exit.
+"""Start-up and shutdown: the pool and the realtime side (LISTEN loop, Socket.IO), in and out.
 
 This lives in Starlette's lifespan because python-socketio's ASGIApp forwards lifespan events to
 the inner app only when it has no on_startup/on_shutdown of its own.
@@ -16,6 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from server.db import Connection, create_pool
+from server.realtime.listener import ListenerOptions
+from server.realtime.runtime import Realtime, running_realtime
+from server.realtime.sio import SocketGateway
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -25,21 +28,37 @@ logger = logging.getLogger(__name__)
 class AppState:
     settings: Settings
     pool: AsyncConnectionPool[Connection]
+    # The LISTEN loop and Socket.IO; None only for an app built without them.
+    realtime: Realtime | None = None
 
 
 def lifespan_for(
-    settings: Settings, database_url: str
+    settings: Settings,
+    database_url: str,
+    *,
+    gateway: SocketGateway | None = None,
+    listener_options: ListenerOptions | None = None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = create_pool(database_url)
         await pool.open(wait=True, timeout=10.0)
-        app.state.crm = AppState(settings=settings, pool=pool)
-        logger.info("action=startup env=%s", settings.app_env)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(pool.close)
+            realtime = None
+            if gateway is not None:
+                realtime = await stack.enter_async_context(
+                    running_realtime(
+                        gateway,
+                        settings=settings,
+                        database_url=database_url,
+                        pool=pool,
+                        options=listener_options,
+                    )
+                )
+            app.state.crm = AppState(settings=settings, pool=pool, realtime=realtime)
+            logger.info("action=startup env=%s", settings.app_env)
             yield
-        finally:
-            await pool.close()
             logger.info("action=shutdown")
 
     return lifespan

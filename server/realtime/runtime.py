@@ -1,0 +1,71 @@
+"""The realtime side's start-up and shutdown, entered by the Starlette lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from server.db import Connection
+from server.realtime.broadcaster import Broadcaster, UnreadCounter
+from server.realtime.listener import Listener, ListenerOptions, connection_factory
+from server.realtime.sio import ROOM, SocketGateway
+from server.settings import Settings
+from server.store.notifications import unread_count
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Realtime:
+    gateway: SocketGateway
+    listener: Listener
+    counter: UnreadCounter
+
+    @property
+    def listening(self) -> bool:
+        return self.listener.listening
+
+
+@contextlib.asynccontextmanager
+async def running_realtime(
+    gateway: SocketGateway,
+    *,
+    settings: Settings,
+    database_url: str,
+    pool: AsyncConnectionPool[Connection],
+    options: ListenerOptions | None = None,
+) -> AsyncIterator[Realtime]:
+    """Listen, count and broadcast until the block ends; a first LISTEN that fails raises."""
+    options = options or ListenerOptions()
+
+    async def count() -> int:
+        async with pool.connection() as conn:
+            return await unread_count(conn)
+
+    counter = UnreadCounter(count=count, emit=gateway.emit, room=ROOM)
+    broadcaster = Broadcaster(
+        emit=gateway.emit,
+        pool=pool,
+        cursor_secret=settings.jwt_secret,
+        counts_changed=counter.broadcast,
+    )
+    listener = Listener(
+        connection_factory(database_url, connect_timeout=options.connect_timeout_seconds),
+        broadcaster,
+        options=options,
+    )
+    await listener.start()
+    counter.start()
+    gateway.on_join = counter.send_to
+    gateway.on_leave = counter.forget
+    try:
+        yield Realtime(gateway=gateway, listener=listener, counter=counter)
+    finally:
+        gateway.on_join = gateway.on_leave = None
+        await gateway.close()
+        await counter.stop()
+        await listener.stop()

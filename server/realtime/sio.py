@@ -1,0 +1,125 @@
+"""The Socket.IO server: JWT at the handshake, one room for authenticated sockets, expiry.
+
+Only a socket whose handshake carried a valid token joins ROOM, and every broadcast goes to ROOM,
+so a socket that was refused (or is somehow connected without a token) never receives an event.
+`emit` addresses a room, never a loop of sockets: python-socketio then encodes the packet once
+and sends the same bytes to every participant (AsyncManager.emit builds one packet when no
+callback is asked for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import socketio
+
+from server.auth import bearer_token, decode_token
+from server.errors import Unauthenticated
+from server.realtime.events import EventName, Payload
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ROOM: Final = "authenticated"
+REFUSED_MESSAGE: Final = "unauthorized"
+
+
+def handshake_token(auth: object, environ: Mapping[str, Any]) -> str | None:
+    """`auth.token` when the client sent one (it wins), else an `Authorization: Bearer` header."""
+    if isinstance(auth, Mapping):
+        token = auth.get("token")
+        if isinstance(token, str) and token.strip():
+            return token.strip()
+    header = environ.get("HTTP_AUTHORIZATION")
+    return bearer_token(header if isinstance(header, str) else None)
+
+
+@dataclass
+class _Socket:
+    email: str
+    expiry: asyncio.TimerHandle
+
+
+class SocketGateway:
+    """Owns the python-socketio server; the lifespan plugs the unread counter in."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            # The same origins as HTTP's CORSMiddleware; a browser on any other origin is
+            # refused at the handshake.
+            cors_allowed_origins=list(settings.cors_origins),
+            logger=False,
+            engineio_logger=False,
+        )
+        self._sockets: dict[str, _Socket] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Called with the sid of every socket that joined ROOM (the lifespan sends it the count).
+        self.on_join: Callable[[str], None] | None = None
+        self.on_leave: Callable[[str], None] | None = None
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+
+    @property
+    def connected(self) -> int:
+        return len(self._sockets)
+
+    async def emit(self, event: EventName, data: Payload, *, to: str | list[str] = ROOM) -> None:
+        """One emit, one encoding, whatever the number of recipients."""
+        await self.sio.emit(event, data, to=to)
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        token = handshake_token(auth, environ)
+        if token is None:
+            logger.info("action=socket_refused sid=%s reason=no_token", sid)
+            raise socketio.exceptions.ConnectionRefusedError(REFUSED_MESSAGE)
+        try:
+            claims = decode_token(token, self._secret)
+        except Unauthenticated:
+            logger.info("action=socket_refused sid=%s reason=invalid_token", sid)
+            raise socketio.exceptions.ConnectionRefusedError(REFUSED_MESSAGE) from None
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, claims["exp"] - time.time())
+        expiry = loop.call_later(delay, self._expire, sid)
+        self._sockets[sid] = _Socket(email=claims["email"], expiry=expiry)
+        # Nothing may await between joining the room and returning: python-socketio sends the
+        # CONNECT packet right after this handler, so no broadcast can overtake it.
+        await self.sio.enter_room(sid, ROOM)
+        logger.info("action=socket_connected sid=%s email=%s", sid, claims["email"])
+        if self.on_join is not None:
+            self.on_join(sid)
+
+    async def _disconnect(self, sid: str, reason: object = None) -> None:
+        socket = self._sockets.pop(sid, None)
+        if socket is None:
+            return
+        socket.expiry.cancel()
+        if self.on_leave is not None:
+            self.on_leave(sid)
+        logger.info(
+            "action=socket_disconnected sid=%s email=%s reason=%s", sid, socket.email, reason
+        )
+
+    def _expire(self, sid: str) -> None:
+        socket = self._sockets.get(sid)
+        if socket is None:
+            return
+        logger.info("action=socket_token_expired sid=%s email=%s", sid, socket.email)
+        task = asyncio.create_task(self.sio.disconnect(sid), name=f"expire-{sid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Disconnect every socket still open and stop the engine's background work."""
+        for sid in list(self._sockets):
+            await self.sio.disconnect(sid)
+        for socket in self._sockets.values():
+            socket.expiry.cancel()
+        self._sockets.clear()
+        await self.sio.shutdown()

@@ -1,0 +1,207 @@
+"""Real servers and real clients for the realtime tests.
+
+A server is `python -m server serve` in a subprocess (the production entry point: migrations,
+uvicorn with ws_per_message_deflate=False, the app's lifespan) on a free port and the test
+module's database. A client is python-socketio's AsyncClient recording every event it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import socketio
+
+from server.auth import issue_token
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SECRET = "realtime-tests-secret-that-is-long-enough-for-hs256"
+ALLOWED_ORIGIN = "http://allowed.example"
+OTHER_ORIGIN = "http://elsewhere.example"
+WAIT = 5.0  # the bound on every wait for an event
+
+
+async def eventually(check: Callable[[], bool], within: float = WAIT) -> None:
+    """Poll something outside this process (a log file, an HTTP status) until it holds."""
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 - nothing here can signal an event
+            await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def token(*, email: str = "ada@example.com", expires_in: int = 3600, secret: str = SECRET) -> str:
+    return issue_token(
+        user_id="00000000-0000-4000-8000-000000000001",
+        email=email,
+        secret=secret,
+        expires_in_seconds=expires_in,
+    )
+
+
+def expired_token() -> str:
+    now = int(time.time())
+    claims = {"sub": "u", "email": "ada@example.com", "iat": now - 120, "exp": now - 60}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def readyz(self) -> int:
+        return httpx.get(f"{self.url}/readyz", timeout=2.0).status_code
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then the exit code; kills (and fails) a server that does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            raise AssertionError(f"server did not exit within {timeout}s of SIGTERM") from None
+
+
+def start_server(
+    database_url: str, log_dir: Path, *, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "APP_ENV": "production",
+        "JWT_SECRET": SECRET,
+        "CORS_ORIGINS": ALLOWED_ORIGIN,
+        **(extra_env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = ServerProcess(process, port, log_path)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if server.readyz() == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.terminate()
+    raise AssertionError(f"server not ready within 30s:\n{server.log()}")
+
+
+@dataclass
+class RecordingClient:
+    """A real python-socketio client that keeps every event it receives, in order."""
+
+    sio: socketio.AsyncClient = field(
+        default_factory=lambda: socketio.AsyncClient(reconnection=False)
+    )
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    connect_errors: list[Any] = field(default_factory=list)
+    connects: int = 0
+    disconnects: int = 0
+
+    def __post_init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self.sio.on("*", self._on_event)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("connect_error", self._on_connect_error)
+
+    async def _record(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _on_event(self, event: str, data: Any = None) -> None:
+        self.events.append((event, data))
+        await self._record()
+
+    async def _on_connect(self) -> None:
+        self.connects += 1
+        await self._record()
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        self.disconnects += 1
+        await self._record()
+
+    async def _on_connect_error(self, data: Any = None) -> None:
+        self.connect_errors.append(data)
+        await self._record()
+
+    async def connect(
+        self,
+        url: str,
+        *,
+        auth: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        transports: list[str] | None = None,
+    ) -> None:
+        await self.sio.connect(
+            url,
+            auth=auth,
+            headers=headers or {},
+            transports=transports,
+            wait_timeout=WAIT,
+        )
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float = WAIT) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), within)
+
+    def named(self, name: str) -> list[Any]:
+        return [data for event, data in self.events if event == name]
+
+    async def next_event(
+        self, name: str, where: Callable[[Any], bool] = lambda _: True, within: float = WAIT
+    ) -> Any:
+        """The first `name` event (received so far or within `within` s) that `where` accepts."""
+
+        def found() -> bool:
+            return any(where(data) for data in self.named(name))
+
+        await self.wait_until(found, within)
+        return next(data for data in self.named(name) if where(data))
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
