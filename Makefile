@@ -18,8 +18,10 @@ $(UV):
 	$(UV) sync --locked --quiet
 	touch $@
 
+# `npm install`, not `npm ci`: the lock holds only this platform's dbmate binary package, and
+# `npm ci` insists on every platform's. Versions are exact in package.json and the lock.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: install
