@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.graphql import graphql_routes
 from server.lifespan import AppState, lifespan_for
 from server.realtime.listener import ListenerOptions
 from server.realtime.sio import SocketGateway
@@ -39,7 +40,7 @@ def create_app(
 ) -> socketio.ASGIApp:
     """Starlette (HTTP) inside python-socketio's ASGIApp, which serves /socket.io/ and passes
     everything else, lifespan included, to Starlette (it has no startup hooks of its own)."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *graphql_routes(settings)]
     gateway = SocketGateway(settings)
     http = Starlette(
         routes=routes,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from server.errors import BadInput, DatabaseUnavailable, DomainError, NotFound
+
 Connection = AsyncConnection[DictRow]
+Pool = AsyncConnectionPool[Connection]
 
 
 async def configure_connection(conn: Connection) -> None:
@@ -30,3 +37,32 @@ def create_pool(
         timeout=5.0,
         name="crm",
     )
+
+
+@contextlib.contextmanager
+def translated_errors() -> Iterator[None]:
+    """Driver errors become domain errors here, and only here, chained with `from exc`.
+
+    The messages are generic on purpose: the original (SQL, constraint names, values) stays in
+    the chained exception for the server's log and never reaches a client. Constraint errors are
+    the database's last word on input the resolvers should already have refused.
+    """
+    try:
+        yield
+    except DomainError:
+        raise
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise NotFound("a referenced record does not exist") from exc
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+        raise BadInput("the input is not valid for this operation") from exc
+    except psycopg.Error as exc:  # connection lost, pool timeout, permissions, anything else
+        raise DatabaseUnavailable("the database could not complete the request") from exc
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection for one unit of work: committed when the block succeeds, rolled back
+    when it raises; any driver error, the commit's included, is translated."""
+    with translated_errors():
+        async with pool.connection() as conn:
+            yield conn

@@ -1,0 +1,93 @@
+"""GraphQL at POST /graphql: the schema from schema.graphql, resolvers over the store.
+
+`graphql_routes(settings)` is all the app needs. GET /graphql serves GraphiQL in development
+only; in production GET answers 405 and introspection is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cache
+from pathlib import Path
+
+from ariadne import load_schema_from_path, make_executable_schema
+from ariadne.asgi import GraphQL
+from ariadne.asgi.handlers import GraphQLHTTPHandler
+from ariadne.explorer import ExplorerGraphiQL, ExplorerHttp405
+from graphql import GraphQLSchema
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.graphql import comment, lead, notification, task, user
+from server.graphql.context import context_for_request, new_request_id, request_id_var
+from server.graphql.errors import SilentLogger, format_error
+from server.graphql.middleware import require_authentication
+from server.graphql.scalars import datetime_scalar
+from server.settings import Settings
+from server.store._queries import count_statements
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema.graphql"
+
+
+@cache
+def executable_schema() -> GraphQLSchema:
+    return make_executable_schema(
+        load_schema_from_path(SCHEMA_PATH),
+        datetime_scalar,
+        user.query,
+        user.mutation,
+        lead.query,
+        lead.mutation,
+        task.mutation,
+        comment.mutation,
+        notification.query,
+        notification.mutation,
+        notification.notification,
+    )
+
+
+def graphql_app(settings: Settings) -> GraphQL:
+    development = settings.is_development
+    return GraphQL(
+        executable_schema(),
+        context_value=context_for_request,
+        introspection=development,
+        explorer=ExplorerGraphiQL(title="CRM GraphQL") if development else ExplorerHttp405(),
+        debug=False,
+        logger=SilentLogger(),
+        error_formatter=format_error,
+        http_handler=GraphQLHTTPHandler(middleware=[require_authentication]),
+    )
+
+
+def graphql_routes(settings: Settings) -> list[Route]:
+    """The /graphql route: exact path, so no redirect; GET (explorer), POST, OPTIONS."""
+    app = graphql_app(settings)
+
+    async def endpoint(request: Request) -> Response:
+        # One id per request in every log line about it and in the errors that hide detail;
+        # the statement count makes an N+1 visible in the log.
+        request_id = new_request_id()
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            with count_statements() as count:
+                response = await app.handle_request(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-ID"] = request_id
+        logger.info(
+            "action=graphql_request request_id=%s method=%s status=%s statements=%d ms=%.1f",
+            request_id,
+            request.method,
+            response.status_code,
+            count.statements,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    return [Route("/graphql", endpoint, methods=["GET", "POST", "OPTIONS"])]

@@ -1,0 +1,78 @@
+"""Per-request state for resolvers: settings, a way to the database, the caller, the loaders."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiodataloader import DataLoader
+from graphql import GraphQLResolveInfo
+from starlette.requests import Request
+
+from server import db
+from server.auth import Claims, bearer_token, decode_token
+from server.errors import Unauthenticated
+from server.lifespan import AppState
+from server.settings import Settings
+from server.store.leads import LeadRow, leads_by_ids
+
+# The id of the request being served, for log lines and for the error formatter, which ariadne
+# calls without the context. Set by the endpoint (server/graphql/__init__.py) for each request.
+request_id_var: ContextVar[str] = ContextVar("crm_request_id", default="-")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class RequestContext:
+    request: Request
+    settings: Settings
+    pool: db.Pool
+    request_id: str
+    lead_loader: DataLoader[int, LeadRow | None] = field(init=False)
+    _claims: Claims | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        # One loader per request: its cache never outlives the request, so no stale reads.
+        self.lead_loader = DataLoader(self._load_leads)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[db.Connection]:
+        """A pooled connection for one unit of work, with driver errors translated."""
+        async with db.connection(self.pool) as conn:
+            yield conn
+
+    def claims(self) -> Claims:
+        """The caller's verified token claims, or Unauthenticated."""
+        if self._claims is None:
+            token = bearer_token(self.request.headers.get("authorization"))
+            if token is None:
+                raise Unauthenticated("authentication required")
+            self._claims = decode_token(token, self.settings.jwt_secret)
+        return self._claims
+
+    async def _load_leads(self, ids: list[int]) -> list[LeadRow | None]:
+        async with self.connection() as conn:
+            rows = await leads_by_ids(conn, ids=list(ids))
+        by_id = {row["id"]: row for row in rows}
+        return [by_id.get(lead_id) for lead_id in ids]
+
+
+def context_for_request(request: Request, _data: Any) -> RequestContext:
+    state: AppState = request.app.state.crm
+    return RequestContext(
+        request=request,
+        settings=state.settings,
+        pool=state.pool,
+        request_id=request_id_var.get(),
+    )
+
+
+# What resolvers receive as `info`: its `.context` is a RequestContext.
+Info = GraphQLResolveInfo[RequestContext]
