@@ -37,8 +37,8 @@ test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 check: install
-	.venv/bin/ruff format --check server tests bench
-	.venv/bin/ruff check server tests bench
+	.venv/bin/ruff format --check server tests $(wildcard bench)
+	.venv/bin/ruff check server tests $(wildcard bench)
 	.venv/bin/mypy
 
 bench: install
