@@ -1,14 +1,17 @@
-"""Command line: `python -m server serve | migrate | dump-schema` (`--help` on each)."""
+"""Command line: `python -m server serve | migrate | dump-schema | create-user` (`--help` each)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from server.errors import BadInput, DomainError
 from server.settings import DATA_DIR, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("server")
@@ -46,10 +49,13 @@ def command_dump_schema(settings: Settings, _args: argparse.Namespace) -> int:
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.accounts import creates_development_user, ensure_development_user
     from server.migrate import migrate
 
     url, _ = _database_url(settings)
     print(migrate(url), end="")
+    if creates_development_user(settings):
+        asyncio.run(ensure_development_user(url))
     # Worker processes read their settings from the environment: hand them the resolved ones.
     os.environ["DATABASE_URL"] = url
     os.environ["APP_ENV"] = settings.app_env
@@ -71,6 +77,35 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password() -> str:
+    """From a prompt (asked twice) on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise BadInput("the passwords differ")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def command_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from server.accounts import create_user
+
+    url, _ = _database_url(settings)
+    try:
+        password = _read_password()
+        user = asyncio.run(
+            create_user(
+                url, email=args.email, password=password, reset_password=args.reset_password
+            )
+        )
+    except DomainError as exc:
+        print(f"create-user: {exc}", file=sys.stderr)
+        return 1
+    action = "password changed for" if args.reset_password else "created"
+    print(f"user {action}: {user['email']} ({user['id']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     dump = commands.add_parser("dump-schema", help="migrate, then rewrite db/schema.sql")
     dump.set_defaults(handler=command_dump_schema)
+
+    create = commands.add_parser(
+        "create-user",
+        help="create a user who can sign in",
+        description="Create a user. The password is asked for at a prompt, or read from the "
+        "first line of standard input when that is not a terminal (for scripts).",
+    )
+    create.add_argument("email", help="the user's email (stored lower-case)")
+    create.add_argument(
+        "--reset-password",
+        action="store_true",
+        help="set a new password for an existing user instead",
+    )
+    create.set_defaults(handler=command_create_user)
     return parser
 
 
