@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: install run migrate test check schema bench clean
+.PHONY: install run migrate test check schema bench clean browser types
 
 install: .venv/.synced node_modules/.installed
 
@@ -33,8 +33,19 @@ migrate: install
 schema: install
 	$(PYTHON) -m server dump-schema
 
-test: install
+test: install browser
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the page's end-to-end test (tests/e2e): Debian's package, never a browser
+# download. CI runs as root; where apt cannot install it, make goes on and that test fails saying why.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium) || \
+		echo "make browser: could not install chromium; the end-to-end test will fail" >&2
+
+# TypeScript types for front-end developers, from the GraphQL SDL and the Socket.IO JSON Schema.
+types: install
+	node contract/generate.mjs contract/generated
 
 check: install
 	.venv/bin/ruff format --check server tests $(wildcard bench)
