@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import socketio
 
@@ -39,6 +40,28 @@ def handshake_token(auth: object, environ: Mapping[str, Any]) -> str | None:
     return bearer_token(header if isinstance(header, str) else None)
 
 
+def same_origin_or(
+    origins: Sequence[str],
+) -> Callable[[str | None, Mapping[str, Any]], bool]:
+    """engine.io's origin check: one of `origins`, or the origin the request was sent to.
+
+    A list alone would refuse the server's own page (served at / in development): engine.io
+    allows the same origin by default only when no list is given. Same-origin needs no CORS
+    permission, and a token, not a cookie, opens the socket.
+    """
+    allowed = frozenset(origins)
+
+    def check(origin: str | None, environ: Mapping[str, Any]) -> bool:
+        if origin is None or origin in allowed or "*" in allowed:
+            return True
+        # The scheme is left out: behind a TLS proxy the server sees http for an https page.
+        parts = urlsplit(origin)
+        host = environ.get("HTTP_HOST")
+        return parts.scheme in ("http", "https") and host is not None and parts.netloc == host
+
+    return check
+
+
 @dataclass
 class _Socket:
     email: str
@@ -52,9 +75,9 @@ class SocketGateway:
         self._secret = settings.jwt_secret
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
-            # The same origins as HTTP's CORSMiddleware; a browser on any other origin is
-            # refused at the handshake.
-            cors_allowed_origins=list(settings.cors_origins),
+            # The same origins as HTTP's CORSMiddleware, plus the server's own (the page at /);
+            # a browser on any other origin is refused at the handshake.
+            cors_allowed_origins=same_origin_or(settings.cors_origins),
             logger=False,
             engineio_logger=False,
         )
