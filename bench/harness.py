@@ -1,0 +1,374 @@
+"""What the scenarios stand on: a throwaway database, server processes, the node clients, RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from server.auth import issue_token
+from server.embedded_postgres import EmbeddedPostgres, client_bin_dir
+from server.migrate import run_dbmate
+from server.serialization import NotificationPayload, notification_payload
+from server.settings import DATA_DIR, PROJECT_ROOT
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+SECRET = "bench-secret-that-is-long-enough-for-hs256-signatures"
+READY_WITHIN = 60.0
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def bench_token() -> str:
+    return issue_token(
+        user_id="00000000-0000-4000-8000-00000000b0b0",
+        email="bench@example.com",
+        secret=SECRET,
+        expires_in_seconds=3600,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+# --- database --------------------------------------------------------------------------------
+
+
+@dataclass
+class PostgresServer:
+    """Where throwaway databases are made: DATABASE_URL's server, or the embedded one."""
+
+    admin_url: str
+    kind: str
+
+    @classmethod
+    def from_environment(cls) -> PostgresServer:
+        configured = os.environ.get("DATABASE_URL")
+        if configured:
+            return cls(configured, "DATABASE_URL")
+        embedded = EmbeddedPostgres(DATA_DIR / "postgres")
+        return cls(embedded.url("postgres"), "embedded")
+
+    def version(self) -> str:
+        with psycopg.connect(self.admin_url) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "?"
+
+    def settings(self) -> dict[str, str]:
+        names = ("fsync", "synchronous_commit", "shared_buffers", "max_connections")
+        with psycopg.connect(self.admin_url) as conn:
+            return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
+
+    @contextlib.contextmanager
+    def throwaway_database(self, purpose: str) -> Iterator[str]:
+        """A migrated database of its own, dropped afterwards whatever happens."""
+        name = f"crm_bench_{purpose}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = with_database(self.admin_url, name)
+        try:
+            run_dbmate(url, ["up"])
+            yield url
+        finally:
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def pgbench_path() -> Path:
+    return client_bin_dir() / "pgbench"
+
+
+def libpq_env(url: str) -> dict[str, str]:
+    """PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD for client programs (pgbench)."""
+    parts = urlsplit(url)
+    env: dict[str, str] = {}
+    query = dict(parse_qsl(parts.query))
+    host = query.get("host") or parts.hostname
+    if host:
+        env["PGHOST"] = host
+    if parts.port:
+        env["PGPORT"] = str(parts.port)
+    if parts.username:
+        env["PGUSER"] = parts.username
+    if parts.password:
+        env["PGPASSWORD"] = parts.password
+    env["PGDATABASE"] = parts.path.lstrip("/")
+    return env
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every descendant (uvicorn's supervisor spawns its workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: the fields follow the last ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree += children
+        frontier += children
+    return tree
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        return process_tree(self.process.pid)
+
+    def rss_kib(self) -> int:
+        return sum(rss_kib(pid) for pid in self.pids())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                for pid in reversed(self.pids()):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+
+
+def _wait_ready(server: ServerProcess, path: str) -> None:
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.process.returncode}; see {server.log_path}"
+            )
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{server.url}{path}", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{server.name} not ready within {READY_WITHIN}s; see {server.log_path}")
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> ServerProcess:
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}-{port}.log"
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return ServerProcess(name, process, port, log_path)
+
+
+@contextlib.contextmanager
+def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[ServerProcess]:
+    """`python -m server serve --workers N`: the production entry point, on `database_url`."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "APP_ENV": "production",
+        "JWT_SECRET": SECRET,
+        "CORS_ORIGINS": "http://localhost:3000",
+        # Per-connection and per-request log lines are the server's normal cost; keep them.
+    }
+    server = _spawn(
+        f"app-w{workers}",
+        [sys.executable, "-m", "server", "serve", "--workers", str(workers)],
+        env,
+        log_dir,
+    )
+    try:
+        _wait_ready(server, "/readyz")
+        if workers > 1:
+            # /readyz answered from one worker; give the others their start-up too.
+            deadline = time.monotonic() + READY_WITHIN
+            while len(server.pids()) < workers + 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def bare_server(log_dir: Path) -> Iterator[ServerProcess]:
+    server = _spawn("bare", [sys.executable, "-m", "bench.bare_server"], dict(os.environ), log_dir)
+    try:
+        _wait_ready(server, "/readyz")
+        yield server
+    finally:
+        server.stop()
+
+
+# --- the node clients ------------------------------------------------------------------------
+
+
+class NodeClients:
+    """bench/fanout_clients.mjs: C official Socket.IO clients, driven over stdin/stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls) -> AsyncIterator[NodeClients]:
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(BENCH_DIR / "fanout_clients.mjs"),
+            cwd=PROJECT_ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,
+        )
+        clients = cls(process)
+        try:
+            yield clients
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(clients.call({"cmd": "exit"}), 10)
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    async def call(self, command: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write((json.dumps(command) + "\n").encode())
+        await self._process.stdin.drain()
+        line = await asyncio.wait_for(self._process.stdout.readline(), within)
+        if not line:
+            raise RuntimeError(f"node clients exited during {command['cmd']}")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"node clients: {command['cmd']}: {answer['error']}")
+        return answer
+
+
+async def run_node_json(script: str, options: dict[str, Any], within: float) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(BENCH_DIR / script),
+        json.dumps(options),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"node {script} exited with {process.returncode}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+def sample_payload(tag: str, seq: int, sent_ms: float) -> NotificationPayload:
+    """What our server sends for a lead, built by the server's own serialiser (same size)."""
+    first, last = lead_name(tag, seq, sent_ms)
+    now = datetime.now(UTC)
+    return notification_payload(
+        {
+            "id": uuid.uuid4(),
+            "type": "lead_created",
+            "title": "New Lead Created",
+            "message": f"{first} {last} added to pipeline",
+            "isRead": False,
+            "relatedLeadId": seq + 1,
+            "createdAt": now,
+            "updatedAt": now,
+            "snapshot": "104233:104233:",
+        },
+        cursor_secret=SECRET,
+    )
+
+
+def lead_name(tag: str, seq: int, sent_ms: float) -> tuple[str, str]:
+    """The node side reads tag, sequence and send time back from "<first> <last>"."""
+    return f"bench-{tag}", f"{seq}@{sent_ms:.3f}"
+
+
+def now_ms() -> float:
+    """The machine's real-time clock, as node's performance.timeOrigin + performance.now()."""
+    return time.time() * 1000.0

@@ -1,0 +1,206 @@
+"""The printed tables (Markdown, so they paste into RESULTS.md) and the target checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(report: dict[str, Any]) -> str:
+    parts = [
+        f"commit {report['commit']} · {report['command']} · workers={report['workers']} · "
+        f"postgres {report['postgres']['kind']} {report['postgres']['version']} "
+        f"(fsync={report['postgres']['fsync']}, synchronous_commit="
+        f"{report['postgres']['synchronous_commit']}) · load avg before "
+        f"{report['machine']['loadavg_before'][0]:.2f}"
+    ]
+    if report.get("fanout"):
+        rows = [
+            [
+                r["server"],
+                r["path"],
+                str(r["rate"]),
+                _num(r["clients"]),
+                f"{r['delivered']}/{r['expected']}",
+                _num(r["p50_ms"]),
+                _num(r["p95_ms"]),
+                _num(r["p99_ms"]),
+                _num(r["max_ms"]),
+                _num(r["deliveries_per_s"], 0),
+                _num(r["writes_per_s"], 0),
+                _num(r["server_cpu_us_per_delivery"]),
+            ]
+            for r in report["fanout"]
+        ]
+        parts.append(
+            "### Fan-out (notification:created, send → receipt)\n\n"
+            + _table(
+                [
+                    "server",
+                    "writer",
+                    "rate/s",
+                    "clients",
+                    "delivered",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "max ms",
+                    "deliveries/s",
+                    "writes/s",
+                    "server CPU µs/delivery",
+                ],
+                rows,
+            )
+        )
+    if report.get("api"):
+        api = report["api"]
+        rows = [
+            [
+                r["operation"],
+                _num(r["rows"]),
+                _num(r["requests_per_s"], 0),
+                _num(r["p50_ms"]),
+                _num(r["p99_ms"]),
+                _num(r["errors"]),
+            ]
+            for r in api["runs"]
+        ]
+        tool = api["runs"][0]["tool"] if api["runs"] else "?"
+        sql_ms = ", ".join(
+            f"{int(k):,} rows: {v:.2f} ms" for k, v in api["unread_count_sql_ms"].items()
+        )
+        parts.append(
+            f"### API (32 connections, {tool})\n\n"
+            + _table(["operation", "table rows", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+            + f"\n\nunread-count SQL execution (best of 5): {sql_ms}"
+        )
+    if report.get("triggers"):
+        trig = report["triggers"]
+        rows = [
+            [r["mode"], _num(r["writers"]), _num(r["tps"], 0), _num(r["latency_avg_ms"], 3)]
+            for r in trig["runs"]
+        ]
+        ratios = ", ".join(f"{w} writer(s): {v:.2f}" for w, v in trig["on_over_off"].items())
+        parts.append(
+            "### Trigger write cost (pgbench, single-row INSERT INTO leads)\n\n"
+            + _table(["mode", "writers", "inserts/s", "avg latency ms"], rows)
+            + f"\n\ntriggers on / off: {ratios}"
+        )
+    if report.get("memory"):
+        rows = [
+            [
+                r["server"],
+                _num(r["rss_kib_0"]),
+                _num(r["sockets"]),
+                _num(r["rss_kib_n"]),
+                _num(r["kib_per_socket"]),
+            ]
+            for r in report["memory"]
+        ]
+        parts.append(
+            "### Memory (RSS of the server's process tree)\n\n"
+            + _table(["server", "KiB, 0 sockets", "sockets", "KiB, N sockets", "KiB/socket"], rows)
+        )
+    parts.append(
+        "### Targets\n\n"
+        + _table(
+            ["target", "figure", "met"],
+            [[t["target"], t["figure"], "yes" if t["met"] else "NO"] for t in report["targets"]],
+        )
+    )
+    return "\n\n".join(parts)
+
+
+def _run(runs: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for run in runs:
+        if all(run.get(key) == value for key, value in match.items()):
+            return run
+    return None
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    fanout = report.get("fanout") or []
+    if fanout:
+        worst = min(r["delivered_ratio"] or 0.0 for r in fanout)
+        checks.append(
+            {
+                "target": "no loss (delivered/expected = 1.0)",
+                "figure": f"min {worst:.4f}",
+                "met": worst == 1.0,
+            }
+        )
+        apps = sorted({r["server"] for r in fanout if r["server"] != "bare"})
+        most = max(r["clients"] for r in fanout)
+        bare = _run(fanout, server="bare", clients=most, rate="max")
+        for app in apps:
+            for path in sorted({r["path"] for r in fanout if r["server"] == app}):
+                ours = _run(fanout, server=app, path=path, clients=most, rate="max")
+                if bare and ours and bare["deliveries_per_s"] and ours["deliveries_per_s"]:
+                    ratio = ours["deliveries_per_s"] / bare["deliveries_per_s"]
+                    checks.append(
+                        {
+                            "target": f"{app} {path}: deliveries/s at C={most} ≥ 2.2x bare",
+                            "figure": f"{ours['deliveries_per_s']:,.0f} vs "
+                            f"{bare['deliveries_per_s']:,.0f}/s = {ratio:.2f}x",
+                            "met": ratio >= 2.2,
+                        }
+                    )
+                rate = report.get("fanout_rate", 50.0)
+                big = _run(fanout, server=app, path=path, clients=most, rate=rate)
+                small = _run(fanout, server=app, path=path, clients=100, rate=rate)
+                if big and small and most != 100 and small["p99_ms"]:
+                    ratio = big["p99_ms"] / small["p99_ms"]
+                    checks.append(
+                        {
+                            "target": f"{app} {path}: p99 at C={most}x{rate:g}/s ≤ 2x C=100",
+                            "figure": f"{big['p99_ms']:.1f} vs {small['p99_ms']:.1f} ms = "
+                            f"{ratio:.2f}x",
+                            "met": ratio <= 2.0,
+                        }
+                    )
+    trig = report.get("triggers")
+    if trig and "1" in trig["on_over_off"]:
+        ratio = trig["on_over_off"]["1"]
+        checks.append(
+            {
+                "target": "triggers on ≥ 70% of off at 1 writer",
+                "figure": f"{ratio:.0%}",
+                "met": ratio >= 0.7,
+            }
+        )
+    api = report.get("api")
+    if api:
+        ratio = api["unread_count_p99_ratio"]
+        sizes = list(api["unread_count_sql_ms"])
+        checks.append(
+            {
+                "target": f"getUnreadCount p99 flat ({int(sizes[-1]):,} vs {int(sizes[0]):,} rows)"
+                " ≤ 1.5x",
+                "figure": f"{ratio:.2f}x",
+                "met": ratio <= 1.5,
+            }
+        )
+    for mem in report.get("memory") or []:
+        if mem["server"] != "bare":
+            checks.append(
+                {
+                    "target": f"{mem['server']}: ≤ 32 KiB per idle socket",
+                    "figure": f"{mem['kib_per_socket']:.1f} KiB",
+                    "met": mem["kib_per_socket"] <= 32,
+                }
+            )
+    return checks
