@@ -51,7 +51,7 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
         )
         formatted["message"] = str(original)
         formatted["extensions"] = {"code": original.code}
-    elif original is None:
+    elif original is None or _is_input_coercion(error, original):
         code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
         formatted["extensions"] = {"code": code}
     else:
@@ -64,6 +64,14 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
         formatted["message"] = INTERNAL_MESSAGE
         formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
     return formatted
+
+
+def _is_input_coercion(error: GraphQLError, original: Exception) -> bool:
+    """Variables that fail their type (a 64-bit number for Int, say) fail before execution, so
+    the error has no path; the wrapped error is GraphQL's own or a scalar parser's."""
+    return isinstance(original, GraphQLError) or (
+        error.path is None and isinstance(original, (ValueError, TypeError))
+    )
 
 
 class SilentLogger(logging.LoggerAdapter[logging.Logger]):

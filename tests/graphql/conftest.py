@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 
 from server.app import create_app
 from server.auth import hash_password, issue_token
 from server.settings import Settings
+from tests.conftest import truncate_app_tables
 
 SECRET = "graphql-tests-secret-that-is-long-enough-for-hs256"
 PASSWORD = "correct horse battery staple"
@@ -121,6 +122,21 @@ async def anonymous_api(database_url: str) -> AsyncIterator[Api]:
     """The development app of this module's database, shared by its tests; no token."""
     async with running_api(settings_for(database_url)) as api:
         yield api
+
+
+@pytest.fixture
+async def committed_db(database_url: str) -> AsyncIterator[psycopg.Connection[DictRow]]:
+    """tests/conftest.py's committed_db, but the TRUNCATE runs in a thread.
+
+    The app shares this event loop, and its realtime listener reads notifications in short
+    transactions when our writes announce them. A TRUNCATE that waited for those on the loop's own
+    thread would block the loop they need to finish: a deadlock until the test timeout.
+    """
+    with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn:
+        try:
+            yield conn
+        finally:
+            await asyncio.to_thread(truncate_app_tables, database_url)
 
 
 @cache
