@@ -36,6 +36,8 @@ class NotificationPayload(TypedDict):
 
 def notification_cursor(row: NotificationRow, *, cursor_secret: str) -> str:
     """The row's feed position plus the snapshot of the read that returned it."""
+    if "cursor" in row:
+        return row["cursor"]
     return encode_cursor(
         Cursor(created_at=row["createdAt"], id=row["id"], snapshot=row["snapshot"]),
         cursor_secret,

@@ -6,7 +6,7 @@ from asyncio import Future
 
 from ariadne import MutationType, ObjectType, QueryType
 
-from server.cursors import decode_cursor
+from server.cursors import Cursor, decode_cursor, encode_cursor
 from server.errors import BadInput, NotFound
 from server.graphql.context import Info, RequestContext
 from server.graphql.inputs import page_size, uuid_id
@@ -45,7 +45,7 @@ async def resolve_get_notifications(
     if after is not None:
         cursor = decode_cursor(after, secret)
         async with ctx.connection() as conn:
-            return await notification_feed_after(
+            rows = await notification_feed_after(
                 conn,
                 limit=size,
                 unread_only=unread_only,
@@ -53,6 +53,7 @@ async def resolve_get_notifications(
                 after_id=cursor.id,
                 after_snapshot=cursor.snapshot,
             )
+        return _keep_high_water(rows, cursor, secret)
     older_than = decode_cursor(before, secret) if before is not None else None
     async with ctx.connection() as conn:
         return await notification_feed_before(
@@ -62,6 +63,24 @@ async def resolve_get_notifications(
             before_created_at=older_than.created_at if older_than else None,
             before_id=older_than.id if older_than else None,
         )
+
+
+def _keep_high_water(
+    rows: list[NotificationRow], after: Cursor, secret: str
+) -> list[NotificationRow]:
+    """A late row (older than the `after` cursor, returned because it committed late) gets a
+    cursor at the `after` position, not its own, with this read's snapshot.
+
+    Otherwise a page holding only late rows would have a newest cursor older than rows the
+    client already has, and the next `after:` would send those again. With this, the first
+    (newest) cursor of every page means: "everything up to here, and everything this read saw".
+    """
+    for row in rows:
+        if (row["createdAt"], row["id"]) < (after.created_at, after.id):
+            row["cursor"] = encode_cursor(
+                Cursor(created_at=after.created_at, id=after.id, snapshot=row["snapshot"]), secret
+            )
+    return rows
 
 
 @query.field("getUnreadCount")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypedDict, cast
+from typing import NotRequired, TypedDict, cast
 from uuid import UUID
 
 from server.db import Connection
@@ -20,6 +20,9 @@ class NotificationRow(TypedDict):
     createdAt: datetime
     updatedAt: datetime
     snapshot: str  # pg_current_snapshot() of the statement that read the row
+    # Set only when the row's cursor must not be built from its own position (see
+    # server/graphql/notification.py, catch-up pages).
+    cursor: NotRequired[str]
 
 
 async def notifications_by_ids(conn: Connection, *, ids: list[UUID]) -> list[NotificationRow]:
