@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import DictRow
 
 from server.cursors import decode_cursor
-from tests.realtime.harness import SECRET, RecordingClient, ServerProcess, token
+from tests.realtime.harness import (
+    PROJECT_ROOT,
+    SECRET,
+    WAIT,
+    RecordingClient,
+    ServerProcess,
+    token,
+)
 
 NewClient = Callable[[], RecordingClient]
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -177,3 +187,78 @@ async def test_the_unread_count_follows_changes_and_equals_the_table(
     assert client.named("notifications:unread-count")[-1] == {"count": unread(committed_db)}
     # Coalesced: five announcements in a burst cost far fewer than five counts.
     assert len(client.named("notifications:unread-count")) <= 4
+
+
+class NodeClient:
+    """tests/realtime/js/client.js: the official socket.io-client, printing JSON lines."""
+
+    SCRIPT = PROJECT_ROOT / "tests" / "realtime" / "js" / "client.js"
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[dict[str, Any]] = []
+
+    @classmethod
+    async def start(cls, url: str, bearer: str, mode: str = "auth") -> NodeClient:
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(cls.SCRIPT),
+            url,
+            bearer,
+            mode,
+            "30",
+            cwd=PROJECT_ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def next_line(self, event: str) -> dict[str, Any]:
+        """Lines up to and including the first for `event`; an early end of output fails."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = await self.process.stdout.readline()
+                assert raw, f"client ended before {event}; got {self.lines}"
+                line = json.loads(raw)
+                self.lines.append(line)
+                if line["event"] == event:
+                    return line
+
+    async def stop(self) -> int:
+        if self.process.stdin is not None and not self.process.stdin.is_closing():
+            self.process.stdin.close()
+        try:
+            async with asyncio.timeout(WAIT):
+                return await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise
+
+
+@pytest.mark.parametrize("mode", ["auth", "header"])
+async def test_the_official_javascript_client_receives_events_with_either_way_of_sending_the_token(
+    server: ServerProcess, committed_db: psycopg.Connection[DictRow], mode: str
+) -> None:
+    client = await NodeClient.start(server.url, token(), mode)
+    try:
+        await client.next_line("connect")
+        await client.next_line("notifications:unread-count")
+        lead_id = insert_lead(committed_db, "Node", "Client")
+        created = await client.next_line("notification:created")
+        assert created["data"]["relatedLeadId"] == lead_id
+        assert created["data"]["message"] == "Node Client added to pipeline"
+        assert set(created["data"]) == PAYLOAD_KEYS
+    finally:
+        assert await client.stop() == 0
+
+
+async def test_the_official_javascript_client_is_refused_with_a_bad_token_and_gets_nothing(
+    server: ServerProcess,
+) -> None:
+    client = await NodeClient.start(server.url, "not-a-jwt")
+    line = await client.next_line("connect_error")
+    assert line["message"] == "unauthorized"
+    assert await client.stop() == 1
+    assert [line["event"] for line in client.lines] == ["connect_error"]

@@ -1,0 +1,55 @@
+"""SIGTERM: the server stops accepting, closes its sockets and its LISTEN connection, and exits."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import DictRow
+
+from tests.realtime.harness import RecordingClient, start_server, token
+
+LISTENERS = (
+    "SELECT count(*) AS n FROM pg_stat_activity "
+    "WHERE application_name = 'crm-listener' AND datname = current_database()"
+)
+
+
+async def test_sigterm_closes_sockets_and_the_listen_connection_and_exits_within_seconds(
+    database_url: str, tmp_path: Path, committed_db: psycopg.Connection[DictRow]
+) -> None:
+    server = start_server(database_url, tmp_path)
+    clients = [RecordingClient(), RecordingClient()]
+    try:
+        await clients[0].connect(server.url, auth={"token": token()})
+        await clients[1].connect(server.url, auth={"token": token()}, headers={})
+        for client in clients:
+            await client.next_event("notifications:unread-count")
+        row = committed_db.execute(LISTENERS).fetchone()
+        assert row is not None
+        assert row["n"] == 1
+
+        started = time.monotonic()
+        code = await asyncio.to_thread(server.terminate, 10.0)
+        elapsed = time.monotonic() - started
+        # uvicorn re-raises the signal once it has shut down cleanly.
+        assert code in (0, -signal.SIGTERM), server.log()
+        assert elapsed < 10.0
+        for client in clients:
+            await client.wait_until(lambda c=client: c.disconnects == 1)
+        row = committed_db.execute(LISTENERS).fetchone()
+        assert row is not None
+        assert row["n"] == 0
+        log = server.log()
+        assert "action=listener_stopped" in log
+        assert "Application shutdown complete" in log
+    finally:
+        for client in clients:
+            await client.close()
+        if server.process.poll() is None:
+            server.process.kill()
+            pytest.fail("server still running")
