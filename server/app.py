@@ -15,6 +15,7 @@ from server.lifespan import AppState, lifespan_for
 from server.realtime.listener import ListenerOptions
 from server.realtime.sio import SocketGateway
 from server.settings import Settings, load_settings
+from server.ui import ui_routes
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -40,7 +41,12 @@ def create_app(
 ) -> socketio.ASGIApp:
     """Starlette (HTTP) inside python-socketio's ASGIApp, which serves /socket.io/ and passes
     everything else, lifespan included, to Starlette (it has no startup hooks of its own)."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *graphql_routes(settings)]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        *graphql_routes(settings),
+        *ui_routes(settings),
+    ]
     gateway = SocketGateway(settings)
     http = Starlette(
         routes=routes,

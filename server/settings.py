@@ -43,10 +43,23 @@ class Settings:
     jwt_expires_in_seconds: int
     cors_origins: tuple[str, ...]
     jwt_secret_generated: bool = field(default=False)
+    # SERVE_UI / SERVE_SCHEMA; None (unset) means "in development only".
+    serve_ui: bool | None = None
+    serve_schema: bool | None = None
 
     @property
     def is_development(self) -> bool:
         return self.app_env == "development"
+
+    @property
+    def ui_enabled(self) -> bool:
+        """The live notification page at / (server/ui)."""
+        return self.is_development if self.serve_ui is None else self.serve_ui
+
+    @property
+    def schema_published(self) -> bool:
+        """GET /graphql/schema.graphql: off outside development, like introspection."""
+        return self.is_development if self.serve_schema is None else self.serve_schema
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -63,6 +76,22 @@ def _development_secret() -> str:
     path.write_text(secret)
     path.chmod(0o600)
     return secret
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_flag(name: str, text: str | None) -> bool | None:
+    """None when unset or empty, else true/false (also 1/0, yes/no, on/off)."""
+    if text is None or not text.strip():
+        return None
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name}={text!r} must be true or false")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,4 +133,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_expires_in_seconds=parse_duration(env.get("JWT_EXPIRES_IN", "24h")),
         cors_origins=origins,
         jwt_secret_generated=generated,
+        serve_ui=parse_flag("SERVE_UI", env.get("SERVE_UI")),
+        serve_schema=parse_flag("SERVE_SCHEMA", env.get("SERVE_SCHEMA")),
     )
