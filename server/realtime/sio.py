@@ -22,6 +22,7 @@ import socketio
 from server.auth import bearer_token, decode_token
 from server.errors import Unauthenticated
 from server.realtime.events import EventName, Payload
+from server.realtime.fanout import FanoutManager
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,9 @@ class SocketGateway:
             cors_allowed_origins=same_origin_or(settings.cors_origins),
             logger=False,
             engineio_logger=False,
+            # One socket write per recipient instead of a task, a queue and a writer wake-up
+            # (bench/RESULTS.md); falls back to the library's path whenever that is not safe.
+            client_manager=FanoutManager(),
         )
         self._sockets: dict[str, _Socket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,6 +144,12 @@ class SocketGateway:
 
     async def close(self) -> None:
         """Disconnect every socket still open and stop the engine's background work."""
+        manager = self.sio.manager
+        logger.info(
+            "action=socket_writes direct=%d queued=%d",
+            getattr(manager, "direct_writes", 0),
+            getattr(manager, "queued_writes", 0),
+        )
         for sid in list(self._sockets):
             await self.sio.disconnect(sid)
         for socket in self._sockets.values():
