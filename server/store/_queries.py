@@ -48,7 +48,9 @@ def count_statements() -> Iterator[StatementCount]:
 
 
 def query_names() -> list[str]:
-    return sorted(QUERIES.available_queries)
+    """The names in server/sql/*.sql (without the `*_cursor` variants aiosql adds)."""
+    names = set(QUERIES.available_queries)
+    return sorted(n for n in names if not (n.endswith("_cursor") and n[: -len("_cursor")] in names))
 
 
 def query_sql(name: str) -> str:
