@@ -153,6 +153,36 @@ $$;
 
 
 --
+-- Name: tg_notifications__count_unread(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_notifications__count_unread() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    delta bigint;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        UPDATE notification_unread_counts SET unread = 0 WHERE unread <> 0;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        SELECT count(*) INTO delta FROM new_rows WHERE NOT "isRead";
+    ELSIF TG_OP = 'UPDATE' THEN
+        delta := (SELECT count(*) FROM new_rows WHERE NOT "isRead")
+               - (SELECT count(*) FROM old_rows WHERE NOT "isRead");
+    ELSE
+        SELECT -count(*) INTO delta FROM old_rows WHERE NOT "isRead";
+    END IF;
+    IF delta <> 0 THEN
+        UPDATE notification_unread_counts SET unread = unread + delta
+        WHERE slot = pg_backend_pid() % 16;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: tg_tasks__notify_completed(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -277,6 +307,24 @@ CREATE SEQUENCE public.notification_announcement_seq
 
 
 --
+-- Name: notification_unread_counts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notification_unread_counts (
+    slot smallint NOT NULL,
+    unread bigint NOT NULL,
+    CONSTRAINT notification_unread_counts_slot_check CHECK (((slot >= 0) AND (slot <= 15)))
+);
+
+
+--
+-- Name: TABLE notification_unread_counts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.notification_unread_counts IS 'sum(unread) = count of unread notifications; kept by tg_notifications__count_unread.';
+
+
+--
 -- Name: notifications; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -366,6 +414,14 @@ ALTER TABLE ONLY public.comments
 
 ALTER TABLE ONLY public.leads
     ADD CONSTRAINT leads_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: notification_unread_counts notification_unread_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notification_unread_counts
+    ADD CONSTRAINT notification_unread_counts_pkey PRIMARY KEY (slot);
 
 
 --
@@ -528,6 +584,34 @@ CREATE TRIGGER _510_notify_score_updated AFTER UPDATE ON public.leads REFERENCIN
 
 
 --
+-- Name: notifications _800_count_unread_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _800_count_unread_delete AFTER DELETE ON public.notifications REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
+
+
+--
+-- Name: notifications _800_count_unread_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _800_count_unread_insert AFTER INSERT ON public.notifications REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
+
+
+--
+-- Name: notifications _800_count_unread_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _800_count_unread_truncate AFTER TRUNCATE ON public.notifications FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
+
+
+--
+-- Name: notifications _800_count_unread_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _800_count_unread_update AFTER UPDATE ON public.notifications REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
+
+
+--
 -- Name: notifications _900_announce_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -585,4 +669,5 @@ ALTER TABLE ONLY public.tasks
 
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261126000100'),
-    ('20261126000200');
+    ('20261126000200'),
+    ('20261127000100');

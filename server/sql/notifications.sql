@@ -48,7 +48,9 @@ FROM (
 ORDER BY page."createdAt" DESC, page.id DESC;
 
 -- name: notification_unread_count()^
-SELECT count(*)::integer AS count FROM notifications WHERE NOT "isRead";
+-- The counters the statement triggers keep (tg_notifications__count_unread): constant time,
+-- where count(*) over the unread index grows with the unread rows.
+SELECT coalesce(sum(unread), 0)::integer AS count FROM notification_unread_counts;
 
 -- name: notification_mark_read(id)^
 -- Only an unread row is updated, so marking a read row again writes nothing and announces
