@@ -95,11 +95,12 @@ class Listener:
         self._listening = False
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0
+        self.dropped = 0  # announcements lost to a full queue (each followed by a resync)
 
     @property
     def listening(self) -> bool:
         """True while a LISTEN connection is open; /readyz reports not ready otherwise."""
-        return self._listening
+        return self._listening and all(not task.done() for task in self._tasks)
 
     @property
     def backend_pid(self) -> int | None:
@@ -152,7 +153,9 @@ class Listener:
             assert conn is not None
             try:
                 await self._read_until_failure(conn)
-            except (psycopg.Error, OSError, TimeoutError) as exc:
+            # Not only driver errors: whatever breaks reading, the answer is a fresh connection,
+            # never a dead task that leaves the process deaf while it reports ready.
+            except Exception as exc:
                 logger.warning(
                     "action=listener_connection_lost error=%s detail=%s",
                     type(exc).__name__,
@@ -183,7 +186,7 @@ class Listener:
             attempt += 1
             try:
                 return await self._open()
-            except (psycopg.Error, OSError, TimeoutError) as exc:
+            except Exception as exc:
                 logger.warning(
                     "action=listener_reconnect_failed attempt=%d waited=%.2fs error=%s",
                     attempt,
@@ -206,6 +209,7 @@ class Listener:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
+            self.dropped += 1
             if not self._overflowed:
                 logger.warning("action=listener_queue_full size=%d", self._options.queue_size)
             self._overflowed = True
