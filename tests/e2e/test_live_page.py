@@ -150,6 +150,9 @@ async def test_a_wrong_password_is_refused_on_the_page(
     await expect(page.locator("#sign-in-error")).not_to_be_empty()
     await expect(page.locator("#notifications")).to_be_hidden()
     assert await page.evaluate("sessionStorage.getItem('crm.token')") is None
+    path = screenshot_path("sign-in-refused")
+    await page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
     # The browser logs the refused login's HTTP status; that one is expected.
     expected = [e for e in console_errors if "status of 400" in e and e.endswith("/graphql)")]
     assert len(expected) == 1, console_errors
