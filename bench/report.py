@@ -79,8 +79,9 @@ def render(report: dict[str, Any]) -> str:
             for r in api["runs"]
         ]
         tool = api["runs"][0]["tool"] if api["runs"] else "?"
-        sql_ms = ", ".join(
-            f"{int(k):,} rows: {v:.2f} ms" for k, v in api["unread_count_sql_ms"].items()
+        sql_ms = "; ".join(
+            f"{int(rows):,} rows: " + ", ".join(f"{name} {ms:.3f} ms" for name, ms in by.items())
+            for rows, by in api["unread_count_sql_ms"].items()
         )
         parts.append(
             f"### API (32 connections, {tool})\n\n"
