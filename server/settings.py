@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 AppEnv = Literal["development", "production"]
+LogFormat = Literal["json", "text"]
+SOCKETIO_TRANSPORT_NAMES = ("polling", "websocket")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
@@ -46,6 +49,13 @@ class Settings:
     # SERVE_UI / SERVE_SCHEMA; None (unset) means "in development only".
     serve_ui: bool | None = None
     serve_schema: bool | None = None
+    # METRICS_ENABLED; None (unset) means "in development only" (GET /metrics).
+    metrics_enabled: bool | None = None
+    # SOCKETIO_TRANSPORTS: what engine.io accepts; websocket alone behind `serve --workers N`.
+    socketio_transports: tuple[str, ...] = SOCKETIO_TRANSPORT_NAMES
+    # LOG_FORMAT (None: JSON lines in production, readable lines in development), LOG_LEVEL.
+    log_format: LogFormat | None = None
+    log_level: str = "INFO"
 
     @property
     def is_development(self) -> bool:
@@ -60,6 +70,15 @@ class Settings:
     def schema_published(self) -> bool:
         """GET /graphql/schema.graphql: off outside development, like introspection."""
         return self.is_development if self.serve_schema is None else self.serve_schema
+
+    @property
+    def metrics_served(self) -> bool:
+        """GET /metrics: on in development, opt-in elsewhere (it is on the public port)."""
+        return self.is_development if self.metrics_enabled is None else self.metrics_enabled
+
+    @property
+    def logs_as_json(self) -> bool:
+        return (not self.is_development) if self.log_format is None else self.log_format == "json"
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -92,6 +111,36 @@ def parse_flag(name: str, text: str | None) -> bool | None:
     if value in _FALSE:
         return False
     raise SettingsError(f"{name}={text!r} must be true or false")
+
+
+def parse_transports(text: str | None) -> tuple[str, ...]:
+    """SOCKETIO_TRANSPORTS: "websocket", "polling" or both, comma-separated; unset means both."""
+    if text is None or not text.strip():
+        return SOCKETIO_TRANSPORT_NAMES
+    names = tuple(dict.fromkeys(name.strip().lower() for name in text.split(",") if name.strip()))
+    if not names or any(name not in SOCKETIO_TRANSPORT_NAMES for name in names):
+        raise SettingsError(
+            f"SOCKETIO_TRANSPORTS={text!r} must be websocket, polling or polling,websocket"
+        )
+    return names
+
+
+def parse_log_format(text: str | None) -> LogFormat | None:
+    if text is None or not text.strip():
+        return None
+    value = text.strip().lower()
+    if value == "json":
+        return "json"
+    if value == "text":
+        return "text"
+    raise SettingsError(f"LOG_FORMAT={text!r} must be json or text")
+
+
+def parse_log_level(text: str | None) -> str:
+    value = (text or "INFO").strip().upper() or "INFO"
+    if value not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL={text!r} must be one of {', '.join(LOG_LEVELS)}")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -135,4 +184,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_secret_generated=generated,
         serve_ui=parse_flag("SERVE_UI", env.get("SERVE_UI")),
         serve_schema=parse_flag("SERVE_SCHEMA", env.get("SERVE_SCHEMA")),
+        metrics_enabled=parse_flag("METRICS_ENABLED", env.get("METRICS_ENABLED")),
+        socketio_transports=parse_transports(env.get("SOCKETIO_TRANSPORTS")),
+        log_format=parse_log_format(env.get("LOG_FORMAT")),
+        log_level=parse_log_level(env.get("LOG_LEVEL")),
     )

@@ -21,10 +21,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.graphql import comment, lead, notification, task, user
-from server.graphql.context import context_for_request, new_request_id, request_id_var
+from server.graphql.context import context_for_request
 from server.graphql.errors import SilentLogger, format_error
 from server.graphql.middleware import require_authentication
+from server.graphql.operation import (
+    OperationLabel,
+    default_parser,
+    labelling_parser,
+    operation_label_var,
+)
 from server.graphql.scalars import datetime_scalar
+from server.metrics import GRAPHQL_DURATION
+from server.request_context import request_id_var
 from server.settings import Settings
 from server.store._queries import count_statements
 
@@ -60,6 +68,7 @@ def graphql_app(settings: Settings) -> GraphQL:
         debug=False,
         logger=SilentLogger(),
         error_formatter=format_error,
+        query_parser=labelling_parser(executable_schema(), default_parser),
         http_handler=GraphQLHTTPHandler(middleware=[require_authentication]),
     )
 
@@ -69,24 +78,29 @@ def graphql_routes(settings: Settings) -> list[Route]:
     app = graphql_app(settings)
 
     async def endpoint(request: Request) -> Response:
-        # One id per request in every log line about it and in the errors that hide detail;
-        # the statement count makes an N+1 visible in the log.
-        request_id = new_request_id()
-        token = request_id_var.set(request_id)
+        # The request id (server/request_context.py) is in every log line about the request and
+        # in the errors that hide detail; the statement count makes an N+1 visible in the log.
+        request_id = request_id_var.get()
+        label = OperationLabel()
+        token = operation_label_var.set(label)
         started = time.perf_counter()
         try:
             with count_statements() as count:
                 response = await app.handle_request(request)
         finally:
-            request_id_var.reset(token)
-        response.headers["X-Request-ID"] = request_id
+            operation_label_var.reset(token)
+        elapsed = time.perf_counter() - started
+        if request.method == "POST":
+            GRAPHQL_DURATION.labels(operation=label.value).observe(elapsed)
         logger.info(
-            "action=graphql_request request_id=%s method=%s status=%s statements=%d ms=%.1f",
+            "action=graphql_request request_id=%s method=%s operation=%s status=%s "
+            "statements=%d ms=%.1f",
             request_id,
             request.method,
+            label.value,
             response.status_code,
             count.statements,
-            (time.perf_counter() - started) * 1000,
+            elapsed * 1000,
         )
         return response
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +15,9 @@ from server import db
 from server.auth import Claims, bearer_token, decode_token
 from server.errors import Unauthenticated
 from server.lifespan import AppState
+from server.request_context import request_id_var
 from server.settings import Settings
 from server.store.leads import LeadRow, leads_by_ids
-
-# The id of the request being served, for log lines and for the error formatter, which ariadne
-# calls without the context. Set by the endpoint (server/graphql/__init__.py) for each request.
-request_id_var: ContextVar[str] = ContextVar("crm_request_id", default="-")
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 from graphql import GraphQLError
 
 from server.errors import DatabaseUnavailable, DomainError
-from server.graphql.context import request_id_var
+from server.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
 

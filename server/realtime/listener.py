@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from server.metrics import LISTENER_RECONNECTS
 from server.realtime.events import (
     CHANNEL,
     ListenerItem,
@@ -166,6 +167,7 @@ class Listener:
             self._conn = await self._reopen()
             self._listening = True
             self.reconnects += 1
+            LISTENER_RECONNECTS.inc()
             logger.info("action=listener_reconnected reconnects=%d", self.reconnects)
             self._enqueue(Resync(reason="reconnected"))
 

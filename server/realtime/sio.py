@@ -21,6 +21,7 @@ import socketio
 
 from server.auth import bearer_token, decode_token
 from server.errors import Unauthenticated
+from server.metrics import EVENTS_EMITTED, SOCKETS_CONNECTED
 from server.realtime.events import EventName, Payload
 from server.realtime.fanout import FanoutManager
 from server.settings import Settings
@@ -84,6 +85,9 @@ class SocketGateway:
             # One socket write per recipient instead of a task, a queue and a writer wake-up
             # (bench/RESULTS.md); falls back to the library's path whenever that is not safe.
             client_manager=FanoutManager(),
+            # SOCKETIO_TRANSPORTS=websocket behind `serve --workers N`: long-polling needs every
+            # request of a session to reach the same process (docs/DEPLOYMENT.md).
+            transports=list(settings.socketio_transports),
         )
         self._sockets: dict[str, _Socket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,6 +103,7 @@ class SocketGateway:
 
     async def emit(self, event: EventName, data: Payload, *, to: str | list[str] = ROOM) -> None:
         """One emit, one encoding, whatever the number of recipients."""
+        EVENTS_EMITTED.labels(event=event).inc()
         await self.sio.emit(event, data, to=to)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
@@ -115,6 +120,7 @@ class SocketGateway:
         delay = max(0.0, claims["exp"] - time.time())
         expiry = loop.call_later(delay, self._expire, sid)
         self._sockets[sid] = _Socket(email=claims["email"], expiry=expiry)
+        SOCKETS_CONNECTED.inc()
         # Nothing may await between joining the room and returning: python-socketio sends the
         # CONNECT packet right after this handler, so no broadcast can overtake it.
         await self.sio.enter_room(sid, ROOM)
@@ -126,6 +132,7 @@ class SocketGateway:
         socket = self._sockets.pop(sid, None)
         if socket is None:
             return
+        SOCKETS_CONNECTED.dec()
         socket.expiry.cancel()
         if self.on_leave is not None:
             self.on_leave(sid)
@@ -154,5 +161,6 @@ class SocketGateway:
             await self.sio.disconnect(sid)
         for socket in self._sockets.values():
             socket.expiry.cancel()
+        SOCKETS_CONNECTED.dec(len(self._sockets))
         self._sockets.clear()
         await self.sio.shutdown()

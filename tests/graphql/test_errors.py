@@ -11,8 +11,8 @@ import pytest
 from graphql import GraphQLError
 from psycopg.rows import DictRow
 
-from server.graphql.context import request_id_var
 from server.graphql.errors import format_error
+from server.request_context import request_id_var
 from tests.graphql.conftest import Api
 
 INTERNALS = ("notifications", "select", "relation", "sql", "traceback", "psycopg", "permission")

@@ -1,0 +1,80 @@
+"""The id of the request being served, for every log line about it and the errors that hide detail.
+
+`RequestIdMiddleware` wraps the whole ASGI app (Socket.IO included), so every HTTP request and
+WebSocket handshake has an id: the caller's `X-Request-ID` when it is short and plain (a proxy or
+a client that already logs one), otherwise a fresh one. HTTP responses echo it. The id lives in a
+context variable, so code that logs needs no parameter for it; `server.logs` adds it to every
+record, and ariadne's error formatter (called without the request) reads it from here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+from typing import Any, Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NO_REQUEST: Final = "-"
+HEADER: Final = "x-request-id"
+# Long enough for a UUID with a prefix, short enough to stay a label; no spaces, quotes or `=`,
+# so an incoming id can neither forge a `key=value` field nor break a log line.
+_ACCEPTED = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+request_id_var: ContextVar[str] = ContextVar("crm_request_id", default=NO_REQUEST)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def accepted_request_id(incoming: str | None) -> str | None:
+    """The caller's id if it is one we may repeat in logs and headers, else None."""
+    if incoming is not None and _ACCEPTED.match(incoming):
+        return incoming
+    return None
+
+
+def _incoming(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == HEADER.encode():
+            try:
+                return bytes(value).decode("ascii")
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+class RequestIdMiddleware:
+    """Pure ASGI (no response buffering, WebSockets pass through): sets `request_id_var` for the
+    request's lifetime and adds `X-Request-ID` to HTTP responses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = accepted_request_id(_incoming(scope)) or new_request_id()
+        token = request_id_var.set(request_id)
+        header = (HEADER.encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if bytes(name).lower() != HEADER.encode()
+                ]
+                headers.append(header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            # A WebSocket's own `send` passes untouched: the realtime fan-out writes straight to
+            # the protocol behind it (server/realtime/fanout.py), and there is no header to add.
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        finally:
+            request_id_var.reset(token)
