@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from server.realtime.listener import ListenerOptions
 from server.realtime.runtime import Realtime, running_realtime
 from server.realtime.sio import SocketGateway
 from server.settings import Settings
+from server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ class AppState:
     pool: AsyncConnectionPool[Connection]
     # The LISTEN loop and Socket.IO; None only for an app built without them.
     realtime: Realtime | None = None
+    # Per process, in memory (see server/throttle.py for why).
+    login_throttle: LoginThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.login_throttle = LoginThrottle.from_limits(self.settings.limits)
 
 
 def lifespan_for(

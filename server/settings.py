@@ -26,14 +26,37 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it and says what is expected."""
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, *, name: str = "JWT_EXPIRES_IN") -> int:
     """Seconds in "3600", "90s", "15m", "24h" or "7d"."""
     match = _DURATION.match(text)
     if match is None or int(match.group(1)) <= 0:
         raise SettingsError(
-            f"JWT_EXPIRES_IN={text!r} is not a positive duration such as 3600, 15m, 24h or 7d"
+            f"{name}={text!r} is not a positive duration such as 3600, 15m, 24h or 7d"
         )
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost: GraphQL size and shape, sign-in attempts (docs/RELIABILITY.md)."""
+
+    # POST /graphql bodies above this are refused (413) before the rest is read.
+    graphql_max_body_bytes: int = 64 * 1024
+    # Nesting of selection sets; the deepest legitimate query (getNotifications { relatedLead
+    # { id } }) is 3 deep.
+    graphql_max_depth: int = 8
+    graphql_max_aliases: int = 16
+    # Roughly the number of values an operation may resolve: each field costs 1, times the
+    # `limit` of the list it sits in (getNotifications with its 10 fields at limit 200 is 2,200).
+    graphql_max_cost: int = 10_000
+    # Lexical tokens of one document (graphql-core stops parsing beyond them).
+    graphql_max_tokens: int = 2_000
+    # Sign-in: failures counted over a sliding window, per email and client address together,
+    # per email alone (many addresses), and per address alone (many emails).
+    login_window_seconds: int = 300
+    login_max_failures_per_email_and_address: int = 5
+    login_max_failures_per_email: int = 50
+    login_max_failures_per_address: int = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,7 @@ class Settings:
     # LOG_FORMAT (None: JSON lines in production, readable lines in development), LOG_LEVEL.
     log_format: LogFormat | None = None
     log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def is_development(self) -> bool:
@@ -111,6 +135,58 @@ def parse_flag(name: str, text: str | None) -> bool | None:
     if value in _FALSE:
         return False
     raise SettingsError(f"{name}={text!r} must be true or false")
+
+
+def parse_positive_int(name: str, text: str | None, default: int) -> int:
+    """A whole number above zero, or `default` when unset or empty."""
+    if text is None or not text.strip():
+        return default
+    value = text.strip()
+    if not value.isdigit() or int(value) <= 0:
+        raise SettingsError(f"{name}={text!r} must be a whole number above zero")
+    return int(value)
+
+
+def load_limits(env: Mapping[str, str]) -> Limits:
+    defaults = Limits()
+    window = env.get("LOGIN_THROTTLE_WINDOW")
+    return Limits(
+        graphql_max_body_bytes=parse_positive_int(
+            "GRAPHQL_MAX_BODY_BYTES",
+            env.get("GRAPHQL_MAX_BODY_BYTES"),
+            defaults.graphql_max_body_bytes,
+        ),
+        graphql_max_depth=parse_positive_int(
+            "GRAPHQL_MAX_DEPTH", env.get("GRAPHQL_MAX_DEPTH"), defaults.graphql_max_depth
+        ),
+        graphql_max_aliases=parse_positive_int(
+            "GRAPHQL_MAX_ALIASES", env.get("GRAPHQL_MAX_ALIASES"), defaults.graphql_max_aliases
+        ),
+        graphql_max_cost=parse_positive_int(
+            "GRAPHQL_MAX_COST", env.get("GRAPHQL_MAX_COST"), defaults.graphql_max_cost
+        ),
+        graphql_max_tokens=defaults.graphql_max_tokens,
+        login_window_seconds=(
+            parse_duration(window, name="LOGIN_THROTTLE_WINDOW")
+            if window
+            else defaults.login_window_seconds
+        ),
+        login_max_failures_per_email_and_address=parse_positive_int(
+            "LOGIN_MAX_FAILURES_PER_EMAIL_AND_ADDRESS",
+            env.get("LOGIN_MAX_FAILURES_PER_EMAIL_AND_ADDRESS"),
+            defaults.login_max_failures_per_email_and_address,
+        ),
+        login_max_failures_per_email=parse_positive_int(
+            "LOGIN_MAX_FAILURES_PER_EMAIL",
+            env.get("LOGIN_MAX_FAILURES_PER_EMAIL"),
+            defaults.login_max_failures_per_email,
+        ),
+        login_max_failures_per_address=parse_positive_int(
+            "LOGIN_MAX_FAILURES_PER_ADDRESS",
+            env.get("LOGIN_MAX_FAILURES_PER_ADDRESS"),
+            defaults.login_max_failures_per_address,
+        ),
+    )
 
 
 def parse_transports(text: str | None) -> tuple[str, ...]:
@@ -188,4 +264,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         socketio_transports=parse_transports(env.get("SOCKETIO_TRANSPORTS")),
         log_format=parse_log_format(env.get("LOG_FORMAT")),
         log_level=parse_log_level(env.get("LOG_LEVEL")),
+        limits=load_limits(env),
     )

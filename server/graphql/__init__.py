@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ariadne import load_schema_from_path, make_executable_schema
 from ariadne.asgi import GraphQL
-from ariadne.asgi.handlers import GraphQLHTTPHandler
 from ariadne.explorer import ExplorerGraphiQL, ExplorerHttp405
 from graphql import GraphQLSchema
 from starlette.requests import Request
@@ -23,13 +22,9 @@ from starlette.routing import Route
 from server.graphql import comment, lead, notification, task, user
 from server.graphql.context import context_for_request
 from server.graphql.errors import SilentLogger, format_error
+from server.graphql.limits import LimitedHTTPHandler, query_parser, validation_rules
 from server.graphql.middleware import require_authentication
-from server.graphql.operation import (
-    OperationLabel,
-    default_parser,
-    labelling_parser,
-    operation_label_var,
-)
+from server.graphql.operation import OperationLabel, labelling_parser, operation_label_var
 from server.graphql.scalars import datetime_scalar
 from server.metrics import GRAPHQL_DURATION
 from server.request_context import request_id_var
@@ -60,16 +55,18 @@ def executable_schema() -> GraphQLSchema:
 
 def graphql_app(settings: Settings) -> GraphQL:
     development = settings.is_development
+    schema = executable_schema()
     return GraphQL(
-        executable_schema(),
+        schema,
         context_value=context_for_request,
+        query_parser=labelling_parser(schema, query_parser(settings.limits)),
+        validation_rules=validation_rules(schema, settings.limits),
         introspection=development,
         explorer=ExplorerGraphiQL(title="CRM GraphQL") if development else ExplorerHttp405(),
         debug=False,
         logger=SilentLogger(),
         error_formatter=format_error,
-        query_parser=labelling_parser(executable_schema(), default_parser),
-        http_handler=GraphQLHTTPHandler(middleware=[require_authentication]),
+        http_handler=LimitedHTTPHandler(settings.limits, middleware=[require_authentication]),
     )
 
 

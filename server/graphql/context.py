@@ -18,6 +18,7 @@ from server.lifespan import AppState
 from server.request_context import request_id_var
 from server.settings import Settings
 from server.store.leads import LeadRow, leads_by_ids
+from server.throttle import LoginThrottle
 
 
 @dataclass
@@ -26,6 +27,7 @@ class RequestContext:
     settings: Settings
     pool: db.Pool
     request_id: str
+    login_throttle: LoginThrottle
     lead_loader: DataLoader[int, LeadRow | None] = field(init=False)
     _claims: Claims | None = field(default=None, init=False)
 
@@ -38,6 +40,13 @@ class RequestContext:
         """A pooled connection for one unit of work, with driver errors translated."""
         async with db.connection(self.pool) as conn:
             yield conn
+
+    @property
+    def client_address(self) -> str:
+        """The peer's address; behind a proxy, uvicorn puts the forwarded one here when the
+        proxy is trusted (--forwarded-allow-ips), so clients cannot choose it themselves."""
+        client = self.request.client
+        return client.host if client is not None else "unknown"
 
     def claims(self) -> Claims:
         """The caller's verified token claims, or Unauthenticated."""
@@ -62,6 +71,7 @@ def context_for_request(request: Request, _data: Any) -> RequestContext:
         settings=state.settings,
         pool=state.pool,
         request_id=request_id_var.get(),
+        login_throttle=state.login_throttle,
     )
 
 

@@ -50,7 +50,7 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
             error.path,
         )
         formatted["message"] = str(original)
-        formatted["extensions"] = {"code": original.code}
+        formatted["extensions"] = original.extensions()
     elif original is None or _is_input_coercion(error, original):
         code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
         formatted["extensions"] = {"code": code}

@@ -40,6 +40,9 @@ async def resolve_login(_obj: None, info: Info, input: dict[str, Any]) -> dict[s
     ctx: RequestContext = info.context
     email: str = input["email"]
     password: str = input["password"]
+    address = ctx.client_address
+    # Before the database and argon2: a refused attempt costs neither, and does not count.
+    ctx.login_throttle.check(email, address)
     async with ctx.connection() as conn:
         user = await user_by_email(conn, email=email)
     # Outside the connection block: the pool connection is not held while argon2 works, and the
@@ -48,7 +51,9 @@ async def resolve_login(_obj: None, info: Info, input: dict[str, Any]) -> dict[s
     password_hash = user["passwordHash"] if user is not None else None
     matches = await asyncio.to_thread(verify_password, password_hash, password)
     if user is None or not matches:
+        ctx.login_throttle.failed(email, address)
         raise Unauthenticated(INVALID_CREDENTIALS)
+    ctx.login_throttle.succeeded(email, address)
     token = issue_token(
         user_id=str(user["id"]),
         email=user["email"],
