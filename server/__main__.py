@@ -184,7 +184,8 @@ def _command(
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
         help=summary,
-        description=description,
+        # Raw, for the examples' line breaks: so the description is wrapped here.
+        description=textwrap.fill(description, 78),
         epilog=_examples(*examples),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -194,10 +195,13 @@ def _command(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m server",
-        description="The CRM notification server: GraphQL and Socket.IO on one port, "
+        description=textwrap.fill(
+            "The CRM notification server: GraphQL and Socket.IO on one port, "
         "notifications from PostgreSQL triggers. Settings come from the environment "
         "(DATABASE_URL, JWT_SECRET, APP_ENV, ...; see README.md); with DATABASE_URL unset, an "
         "embedded PostgreSQL under .data/ is used.",
+            78,
+        ),
         epilog=_examples(
             "python -m server serve",
             "python -m server migrate",

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,11 @@ class ServerProcess:
 
 
 def start_server(
-    database_url: str, log_dir: Path, *, extra_env: dict[str, str] | None = None
+    database_url: str,
+    log_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
@@ -104,7 +108,7 @@ def start_server(
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port)],
+            [sys.executable, "-m", "server", "serve", "--port", str(port), *extra_args],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,
