@@ -197,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m server",
         description=textwrap.fill(
             "The CRM notification server: GraphQL and Socket.IO on one port, "
-        "notifications from PostgreSQL triggers. Settings come from the environment "
-        "(DATABASE_URL, JWT_SECRET, APP_ENV, ...; see README.md); with DATABASE_URL unset, an "
-        "embedded PostgreSQL under .data/ is used.",
+            "notifications from PostgreSQL triggers. Settings come from the environment "
+            "(DATABASE_URL, JWT_SECRET, APP_ENV, ...; see README.md); with DATABASE_URL unset, an "
+            "embedded PostgreSQL under .data/ is used.",
             78,
         ),
         epilog=_examples(
