@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Final
 
 from prometheus_client import (
@@ -100,6 +101,7 @@ async def pool_gauges(pool: AsyncConnectionPool[Any]) -> AsyncIterator[None]:
             refresh_pool_gauges(pool)
             await asyncio.sleep(POOL_REFRESH_SECONDS)
 
+    forget_dead_workers()
     task = asyncio.create_task(refresh_forever(), name="pool-gauges")
     try:
         yield
@@ -108,6 +110,24 @@ async def pool_gauges(pool: AsyncConnectionPool[Any]) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         mark_worker_stopped()
+
+
+def forget_dead_workers() -> None:
+    """Drop the live gauges of workers that died without stopping (killed, crashed): uvicorn
+    starts a replacement, which calls this, so the sums stop counting the dead one's sockets."""
+    directory = os.environ.get(MULTIPROC_DIR_ENV)
+    if not directory:
+        return
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid_text = path.stem.rsplit("_", 1)[-1]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            prometheus_multiprocess.mark_process_dead(int(pid_text), directory)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def mark_worker_stopped() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import DictRow
 
 from server.app import create_app
+from server.metrics import forget_dead_workers
 from server.settings import Settings
 from tests.realtime.harness import (
     RecordingClient,
@@ -209,3 +212,24 @@ async def test_with_several_workers_every_scrape_adds_up_every_worker(
     finally:
         assert server.terminate() == 0
     assert "action=polling_with_workers" not in server.log()
+
+
+def test_a_replacement_worker_drops_the_live_gauges_of_a_worker_that_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead_pid = subprocess.Popen(["true"])  # a pid that has surely exited
+    dead_pid.wait()
+    files = {
+        "dead_gauge": tmp_path / f"gauge_livesum_{dead_pid.pid}.db",
+        "dead_counter": tmp_path / f"counter_{dead_pid.pid}.db",
+        "own_gauge": tmp_path / f"gauge_livesum_{os.getpid()}.db",
+    }
+    for path in files.values():
+        path.write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    forget_dead_workers()
+
+    assert not files["dead_gauge"].exists()
+    assert files["dead_counter"].exists()  # counters of a dead worker still add up
+    assert files["own_gauge"].exists()
