@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 ROOM: Final = "authenticated"
 REFUSED_MESSAGE: Final = "unauthorized"
+# The largest message a client may send; engine.io cuts the connection of one that sends more.
+SOCKET_MAX_MESSAGE_BYTES: Final = 16 * 1024
 
 
 def handshake_token(auth: object, environ: Mapping[str, Any]) -> str | None:
@@ -88,6 +90,9 @@ class SocketGateway:
             # SOCKETIO_TRANSPORTS=websocket behind `serve --workers N`: long-polling needs every
             # request of a session to reach the same process (docs/DEPLOYMENT.md).
             transports=list(settings.socketio_transports),
+            # Clients send nothing but the handshake (a token) and pongs: a message or polling
+            # body above this is not ours, and engine.io drops the connection that sent it.
+            max_http_buffer_size=SOCKET_MAX_MESSAGE_BYTES,
         )
         self._sockets: dict[str, _Socket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
