@@ -164,3 +164,56 @@ async def test_cursors_this_server_did_not_issue_are_bad_user_input(
         result = await api.gql(PAGE, {direction: forged})
         assert result.codes == ["BAD_USER_INPUT"], forged
         assert result.data is None
+
+
+async def test_a_catch_up_page_read_while_a_writer_is_open_still_leads_to_its_late_row(
+    api: Api, committed_db: psycopg.Connection[DictRow], database_url: str
+) -> None:
+    """The cursor of a page read WITH `after` must also remember what was still in flight."""
+    add_leads(committed_db, "Anchor")
+    (anchor,) = await page(api)
+    with psycopg.connect(database_url, row_factory=dict_row) as slow_writer:
+        slow_writer.execute("""INSERT INTO leads ("firstName", "lastName") VALUES ('Late', 'L')""")
+        add_leads(committed_db, "Early")
+        caught_up = await page(api, after=anchor["cursor"])
+        slow_writer.commit()
+
+    after_commit = await page(api, after=caught_up[0]["cursor"])
+
+    assert [row["message"] for row in caught_up] == ["Early Lead added to pipeline"]
+    assert [row["message"] for row in after_commit] == ["Late L added to pipeline"]
+    assert await page(api, after=after_commit[0]["cursor"]) == []
+
+
+async def test_catching_up_page_by_page_never_skips_rows_committed_out_of_order(
+    api: Api, committed_db: psycopg.Connection[DictRow], database_url: str
+) -> None:
+    add_leads(committed_db, "Anchor")
+    cursor = (await page(api))[0]["cursor"]
+    seen: list[str] = []
+    writers = [psycopg.connect(database_url, row_factory=dict_row) for _ in range(3)]
+    try:
+        for index, writer in enumerate(writers):
+            writer.execute(
+                """INSERT INTO leads ("firstName", "lastName") VALUES (%s, 'L')""",
+                (f"Open{index}",),
+            )
+        for round_ in range(3):
+            add_leads(committed_db, f"Done{round_}a", f"Done{round_}b")
+            rows = await page(api, limit=2, after=cursor)
+            while rows:
+                seen += [row["message"].split()[0] for row in rows]
+                cursor = rows[0]["cursor"]
+                rows = await page(api, limit=2, after=cursor)
+            writers[2 - round_].commit()  # the last opened commits first
+        rows = await page(api, limit=2, after=cursor)
+        while rows:
+            seen += [row["message"].split()[0] for row in rows]
+            cursor = rows[0]["cursor"]
+            rows = await page(api, limit=2, after=cursor)
+    finally:
+        for writer in writers:
+            writer.close()
+
+    expected = {f"Done{r}{s}" for r in range(3) for s in "ab"} | {f"Open{i}" for i in range(3)}
+    assert sorted(seen) == sorted(expected)
