@@ -72,7 +72,13 @@ def _git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def _save(report: dict[str, Any], output: Path) -> None:
+    """Written after every scenario, so a run cut short still leaves what it measured."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+async def run(args: argparse.Namespace, output: Path) -> dict[str, Any]:
     wanted = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = set(wanted) - set(SCENARIOS)
     if unknown:
@@ -113,6 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 log_dir=log_dir,
             ),
         )
+        _save(report, output)
     if "api" in wanted:
         rows = _pick(args.api_rows, [100_000, 1_000_000], [100_000, 300_000], quick)
         report["api"] = await run_api(
@@ -126,6 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 log_dir=log_dir,
             ),
         )
+        _save(report, output)
     if "triggers" in wanted:
         report["triggers"] = await run_triggers(
             postgres,
@@ -135,6 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 log_dir=log_dir,
             ),
         )
+        _save(report, output)
     if "memory" in wanted:
         report["memory"] = await run_memory(
             postgres,
@@ -153,10 +162,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    report = asyncio.run(run(args))
     output = args.output or RESULTS_DIR / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    report = asyncio.run(run(args, output))
+    _save(report, output)
     print(render(report))
     print(f"\nJSON: {output}  ({report['seconds']:.0f}s)")
     return 0
