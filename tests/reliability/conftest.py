@@ -52,10 +52,10 @@ LEAK_MARKERS = (
 
 # Short windows so that recovery is observable within a test.
 THROTTLE_ENV = {
-    "LOGIN_THROTTLE_WINDOW": "3s",
+    "LOGIN_THROTTLE_WINDOW": "6s",
     "LOGIN_MAX_FAILURES_PER_EMAIL_AND_ADDRESS": "3",
     "LOGIN_MAX_FAILURES_PER_EMAIL": "8",
-    "LOGIN_MAX_FAILURES_PER_ADDRESS": "6",
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": "4",
 }
 
 

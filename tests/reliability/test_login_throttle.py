@@ -1,7 +1,7 @@
 """Sign-in throttling: guessing is bounded per email+address, per email and per address, the
 answer says RATE_LIMITED and when to retry, and nobody is locked out for longer than the window.
 
-The server here runs with a 3 s window (tests/reliability/conftest.py THROTTLE_ENV). Client
+The server here runs with a 6 s window (tests/reliability/conftest.py THROTTLE_ENV). Client
 addresses come from X-Forwarded-For, which uvicorn trusts from 127.0.0.1 only (its default
 --forwarded-allow-ips), as it would from a proxy in front of the server.
 """
@@ -21,7 +21,7 @@ from server.throttle import LoginThrottle
 from tests.reliability.conftest import THROTTLE_ENV, add_user, codes, gql
 
 LOGIN = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }"
-WINDOW = 3.0
+WINDOW = 6.0
 
 
 def login(http: httpx.Client, email: str, password: str, address: str) -> httpx.Response:
