@@ -54,21 +54,13 @@ SELECT coalesce(sum(unread), 0)::integer AS count FROM notification_unread_count
 
 -- name: notification_mark_read(id)^
 -- Only an unread row is updated, so marking a read row again writes nothing and announces
--- nothing; it is still returned as it is. The outer SELECT sees the table as it was before the
--- UPDATE, which is right for the already-read row, the only one it can return.
-WITH changed AS (
-    UPDATE notifications SET "isRead" = true
-    WHERE id = :id AND NOT "isRead"
-    RETURNING id, type, title, message, "isRead", "relatedLeadId", "createdAt", "updatedAt"
-)
-SELECT c.id, c.type::text AS type, c.title, c.message, c."isRead", c."relatedLeadId",
-       c."createdAt", c."updatedAt", pg_current_snapshot()::text AS snapshot
-FROM changed AS c
-UNION ALL
-SELECT n.id, n.type::text, n.title, n.message, n."isRead", n."relatedLeadId",
-       n."createdAt", n."updatedAt", pg_current_snapshot()::text
-FROM notifications AS n
-WHERE n.id = :id AND NOT EXISTS (SELECT FROM changed);
+-- nothing. No row back means "already read, being changed by someone else, or gone": the store
+-- then reads the row in a new statement, whose snapshot sees what those others committed (this
+-- statement's snapshot may predate a concurrent markAllAsRead it waited for).
+UPDATE notifications SET "isRead" = true
+WHERE id = :id AND NOT "isRead"
+RETURNING id, type::text AS type, title, message, "isRead", "relatedLeadId",
+          "createdAt", "updatedAt", pg_current_snapshot()::text AS snapshot;
 
 -- name: notification_mark_all_read()!
 -- One statement whatever the count, so the announcement trigger sends one event.

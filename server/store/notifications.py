@@ -82,8 +82,14 @@ async def unread_count(conn: Connection) -> int:
 
 
 async def notification_mark_read(conn: Connection, *, id: UUID) -> NotificationRow | None:
-    """The row after the change (or as it was, if already read); None if there is no such row."""
-    return cast(NotificationRow | None, await fetch_one(conn, "notification_mark_read", id=id))
+    """The row after the change (or as it is, if it was read already); None if there is none."""
+    changed = await fetch_one(conn, "notification_mark_read", id=id)
+    if changed is not None:
+        return cast(NotificationRow, changed)
+    # Read committed: this second statement sees a concurrent writer's commit that the UPDATE
+    # waited for, so a row another client just marked read comes back read, a deleted one not.
+    rows = await notifications_by_ids(conn, ids=[id])
+    return rows[0] if rows else None
 
 
 async def notification_mark_all_read(conn: Connection) -> int:

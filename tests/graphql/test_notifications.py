@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import psycopg
@@ -103,3 +105,50 @@ async def test_a_marked_row_cursor_resumes_the_feed_after_it(
     )
 
     assert [row["id"] for row in after["getNotifications"]] == newer[:1]
+
+
+async def wait_for_a_lock_waiter(database_url: str) -> None:
+    """Until some backend waits on a row lock (the mutation queued behind the open writer)."""
+
+    def poll() -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for _ in range(200):
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                ).fetchone()
+                if row is not None and row[0] > 0:
+                    return
+                time.sleep(0.025)
+        raise AssertionError("the mutation never waited for the open writer's row lock")
+
+    await asyncio.to_thread(poll)
+
+
+@pytest.mark.parametrize(
+    ("concurrent_write", "expected"),
+    [
+        ('UPDATE notifications SET "isRead" = true WHERE NOT "isRead"', "read"),
+        ("DELETE FROM notifications", "not found"),
+    ],
+)
+async def test_mark_as_read_behind_a_concurrent_writer_answers_what_that_writer_committed(
+    api: Api,
+    committed_db: psycopg.Connection[DictRow],
+    database_url: str,
+    concurrent_write: str,
+    expected: str,
+) -> None:
+    (notification_id,) = add_leads(committed_db, 1)
+    mark = f'mutation {{ markAsRead(id: "{notification_id}") {{ id isRead }} }}'
+    with psycopg.connect(database_url) as writer:
+        writer.execute(concurrent_write)  # holds the row lock until commit
+        pending = asyncio.create_task(api.gql(mark))
+        await wait_for_a_lock_waiter(database_url)
+        await asyncio.to_thread(writer.commit)
+    result = await asyncio.wait_for(pending, timeout=10)
+
+    if expected == "read":
+        assert result.data == {"markAsRead": {"id": notification_id, "isRead": True}}
+    else:
+        assert result.codes == ["NOT_FOUND"]
