@@ -24,6 +24,8 @@ from server.errors import BadInput, DomainError
 from server.settings import DATA_DIR, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("server")
+# Twice the largest Socket.IO message a client may send (realtime/sio.py), for framing overhead.
+WEBSOCKET_MAX_FRAME_BYTES = 32 * 1024
 
 # server.metrics is not imported here: prometheus_client must load after this is set.
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -116,6 +118,10 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
             workers=args.workers,
             # Per-message deflate doubles memory per socket and costs CPU on every message.
             ws_per_message_deflate=False,
+            # The protocol whose connections FanoutManager writes to directly (realtime/fanout).
+            ws="websockets-sansio",
+            # Refuse big client frames before buffering them: engine.io's own cap is smaller.
+            ws_max_size=WEBSOCKET_MAX_FRAME_BYTES,
             # The same logging in every worker: uvicorn applies this dict in each process.
             log_config=log_config(settings),
             log_level=settings.log_level.lower(),

@@ -161,6 +161,23 @@ async def test_a_message_over_the_limit_cuts_that_socket_and_no_other(
     assert await healthz(server) == 200
 
 
+async def test_a_frame_over_the_websocket_limit_is_refused_before_it_is_buffered(
+    server: ServerProcess,
+) -> None:
+    ws, answer = await raw_handshake(server, token(), max_size=None)
+    assert answer.startswith("40"), answer
+
+    # 1 MiB: uvicorn closes with 1009 (message too big) at its frame limit, long before
+    # engine.io would see, let alone buffer, the whole message.
+    await ws.send('42["x","' + "a" * (1024 * 1024) + '"]')
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await until_closed(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert await healthz(server) == 200
+
+
 async def test_a_client_that_stops_reading_does_not_delay_the_others(
     server: ServerProcess,
     committed: psycopg.Connection[DictRow],
