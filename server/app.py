@@ -62,7 +62,9 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                # Browsers may read the request id, to quote it in a bug report.
+                expose_headers=["X-Request-ID"],
             )
         ],
         lifespan=lifespan_for(

@@ -247,7 +247,9 @@
 
   function connect(token) {
     // Same origin, default path /socket.io/; the token travels in the handshake.
-    const socket = io({ auth: { token } });
+    // WebSocket first (the server's fast broadcast path, and the only transport when it runs
+    // several workers), long-polling only where a WebSocket cannot be opened.
+    const socket = io({ auth: { token }, transports: ["websocket", "polling"], tryAllTransports: true });
     state.socket = socket;
     socket.on("connect", () => {
       setConnection("Live", "live");
