@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-seconds", type=float, help="seconds per API load (8)")
     parser.add_argument("--api-rows", type=_csv_ints, help="table sizes (100000,1000000)")
     parser.add_argument("--writers", type=_csv_ints, help="pgbench writers (1,4,16)")
-    parser.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (5)")
+    parser.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (4)")
+    parser.add_argument(
+        "--trigger-rounds", type=int, help="interleaved rounds of every trigger mode (3)"
+    )
     parser.add_argument("--sockets", type=int, help="idle sockets for memory (1000)")
     parser.add_argument("--output", type=Path, help="JSON path (bench/results/<ts>.json)")
     return parser
@@ -139,8 +142,9 @@ async def run(args: argparse.Namespace, output: Path) -> dict[str, Any]:
             postgres,
             TriggerOptions(
                 writers=_pick(args.writers, [1, 4, 16], [1, 16], quick),
-                seconds=_pick(args.pgbench_seconds, 5, 2, quick),
+                seconds=_pick(args.pgbench_seconds, 4, 2, quick),
                 log_dir=log_dir,
+                rounds=_pick(args.trigger_rounds, 3, 2, quick),
             ),
         )
         _save(report, output)

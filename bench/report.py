@@ -90,15 +90,33 @@ def render(report: dict[str, Any]) -> str:
         )
     if report.get("triggers"):
         trig = report["triggers"]
+        labels = {"sync": "", "async": " (synchronous_commit=off)"}
         rows = [
-            [r["mode"], _num(r["writers"]), _num(r["tps"], 0), _num(r["latency_avg_ms"], 3)]
-            for r in trig["runs"]
+            [
+                r["mode"] + labels.get(r["commit"], ""),
+                _num(r["writers"]),
+                _num(r["tps_median"], 0),
+                f"{r['tps_min']:,.0f}-{r['tps_max']:,.0f}",
+                _num(r["latency_median_ms"], 3),
+            ]
+            for r in trig["medians"]
         ]
-        ratios = ", ".join(f"{w} writer(s): {v:.2f}" for w, v in trig["on_over_off"].items())
+        ratios = "; ".join(
+            ("synchronous_commit=off" if commit == "async" else "synchronous commit")
+            + ": "
+            + ", ".join(
+                f"{w} writer(s) {v['median']:.2f} (rounds "
+                + " ".join(f"{x:.2f}" for x in v["rounds"])
+                + ")"
+                for w, v in by_writers.items()
+            )
+            for commit, by_writers in trig["ratios"].items()
+        )
         parts.append(
-            "### Trigger write cost (pgbench, single-row INSERT INTO leads)\n\n"
-            + _table(["mode", "writers", "inserts/s", "avg latency ms"], rows)
-            + f"\n\ntriggers on / off: {ratios}"
+            "### Trigger write cost (pgbench, single-row INSERT INTO leads, "
+            f"{trig['rounds']} interleaved rounds of {trig['seconds']} s, medians)\n\n"
+            + _table(["mode", "writers", "inserts/s", "range", "avg latency ms"], rows)
+            + f"\n\ntriggers on / off (median of per-round ratios): {ratios}"
         )
     if report.get("memory"):
         rows = [

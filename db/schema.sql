@@ -111,72 +111,61 @@ CREATE FUNCTION public.tg_notifications__announce() RETURNS trigger
     AS $$
 DECLARE
     changed bigint;
+    unread_delta bigint;
     one_id uuid;
     action text;
-    payload jsonb;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT count(*), min(id::text)::uuid INTO changed, one_id FROM new_rows;
-        action := 'bulk-create';
+        SELECT count(*), count(*) FILTER (WHERE NOT "isRead"), min(id::text)::uuid, 'bulk-create'
+        INTO changed, unread_delta, one_id, action
+        FROM new_rows;
     ELSIF TG_OP = 'UPDATE' THEN
-        SELECT count(*), min(id::text)::uuid INTO changed, one_id FROM new_rows;
         -- Both transition tables hold the same rows, so "every row went from unread to read"
         -- is "every old row unread and every new row read".
-        IF (SELECT bool_and(NOT "isRead") FROM old_rows)
-           AND (SELECT bool_and("isRead") FROM new_rows) THEN
-            action := 'mark-all-read';
-        ELSE
-            action := 'bulk-update';
-        END IF;
+        SELECT n.changed, n.unread - o.unread, n.one_id,
+               CASE WHEN n.all_read AND o.all_unread THEN 'mark-all-read' ELSE 'bulk-update' END
+        INTO changed, unread_delta, one_id, action
+        FROM (SELECT count(*) AS changed, count(*) FILTER (WHERE NOT "isRead") AS unread,
+                     min(id::text)::uuid AS one_id, bool_and("isRead") AS all_read
+              FROM new_rows) AS n,
+             (SELECT count(*) FILTER (WHERE NOT "isRead") AS unread,
+                     bool_and(NOT "isRead") AS all_unread
+              FROM old_rows) AS o;
     ELSE
-        SELECT count(*), min(id::text)::uuid INTO changed, one_id FROM old_rows;
-        action := 'bulk-delete';
+        SELECT count(*), -count(*) FILTER (WHERE NOT "isRead"), min(id::text)::uuid, 'bulk-delete'
+        INTO changed, unread_delta, one_id, action
+        FROM old_rows;
     END IF;
 
     IF changed = 0 THEN
         RETURN NULL;
     END IF;
-
-    payload := jsonb_build_object(
-        'op', lower(TG_OP),
-        'count', changed,
-        'seq', nextval('notification_announcement_seq'));
-    IF changed = 1 THEN
-        payload := payload || jsonb_build_object('id', one_id);
-    ELSE
-        payload := payload || jsonb_build_object('action', action);
+    IF unread_delta <> 0 THEN
+        UPDATE notification_unread_counts SET unread = unread + unread_delta
+        WHERE slot = pg_backend_pid() % 16;
     END IF;
-    PERFORM pg_notify('notifications', payload::text);
+    PERFORM pg_notify('notifications', CASE
+        WHEN changed = 1 THEN jsonb_build_object(
+            'op', lower(TG_OP), 'count', 1, 'id', one_id,
+            'seq', nextval('notification_announcement_seq'))
+        ELSE jsonb_build_object(
+            'op', lower(TG_OP), 'count', changed, 'action', action,
+            'seq', nextval('notification_announcement_seq'))
+    END::text);
     RETURN NULL;
 END;
 $$;
 
 
 --
--- Name: tg_notifications__count_unread(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: tg_notifications__reset_unread_counts(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.tg_notifications__count_unread() RETURNS trigger
+CREATE FUNCTION public.tg_notifications__reset_unread_counts() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
-DECLARE
-    delta bigint;
 BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-        UPDATE notification_unread_counts SET unread = 0 WHERE unread <> 0;
-        RETURN NULL;
-    ELSIF TG_OP = 'INSERT' THEN
-        SELECT count(*) INTO delta FROM new_rows WHERE NOT "isRead";
-    ELSIF TG_OP = 'UPDATE' THEN
-        delta := (SELECT count(*) FROM new_rows WHERE NOT "isRead")
-               - (SELECT count(*) FROM old_rows WHERE NOT "isRead");
-    ELSE
-        SELECT -count(*) INTO delta FROM old_rows WHERE NOT "isRead";
-    END IF;
-    IF delta <> 0 THEN
-        UPDATE notification_unread_counts SET unread = unread + delta
-        WHERE slot = pg_backend_pid() % 16;
-    END IF;
+    UPDATE notification_unread_counts SET unread = 0 WHERE unread <> 0;
     RETURN NULL;
 END;
 $$;
@@ -321,7 +310,7 @@ CREATE TABLE public.notification_unread_counts (
 -- Name: TABLE notification_unread_counts; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.notification_unread_counts IS 'sum(unread) = count of unread notifications; kept by tg_notifications__count_unread.';
+COMMENT ON TABLE public.notification_unread_counts IS 'sum(unread) = count of unread notifications; kept by tg_notifications__announce.';
 
 
 --
@@ -584,31 +573,10 @@ CREATE TRIGGER _510_notify_score_updated AFTER UPDATE ON public.leads REFERENCIN
 
 
 --
--- Name: notifications _800_count_unread_delete; Type: TRIGGER; Schema: public; Owner: -
+-- Name: notifications _800_reset_unread_counts; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER _800_count_unread_delete AFTER DELETE ON public.notifications REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
-
-
---
--- Name: notifications _800_count_unread_insert; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER _800_count_unread_insert AFTER INSERT ON public.notifications REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
-
-
---
--- Name: notifications _800_count_unread_truncate; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER _800_count_unread_truncate AFTER TRUNCATE ON public.notifications FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
-
-
---
--- Name: notifications _800_count_unread_update; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER _800_count_unread_update AFTER UPDATE ON public.notifications REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__count_unread();
+CREATE TRIGGER _800_reset_unread_counts AFTER TRUNCATE ON public.notifications FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__reset_unread_counts();
 
 
 --
@@ -670,4 +638,5 @@ ALTER TABLE ONLY public.tasks
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261126000100'),
     ('20261126000200'),
-    ('20261127000100');
+    ('20261127000100'),
+    ('20261127000200');
