@@ -112,6 +112,11 @@ class SocketGateway:
         await self.sio.emit(event, data, to=to)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        # engine.io's ASGI driver defines a class per request for the body reader and keeps an
+        # instance in the environ it holds for the socket's whole life: ≈ 2.4 KiB per socket
+        # (tracemalloc, bench/RESULTS.md). The handshake has no body, and later requests of a
+        # session get environs of their own, so nothing reads this one again.
+        environ.pop("wsgi.input", None)
         token = handshake_token(auth, environ)
         if token is None:
             logger.info("action=socket_refused sid=%s reason=no_token", sid)
