@@ -17,9 +17,11 @@ def iso8601(dt: datetime) -> str:
     A fixed width keeps the strings sortable as text; JavaScript's Date parses them. A naive
     datetime is a bug (the pool speaks UTC and every column is timestamptz), so it is refused.
     """
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError("refusing to serialise a naive datetime")
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if dt.tzinfo is not UTC:
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            raise ValueError("refusing to serialise a naive datetime")
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class NotificationPayload(TypedDict):

@@ -22,8 +22,14 @@ from starlette.routing import Route
 from server.graphql import comment, lead, notification, task, user
 from server.graphql.context import context_for_request
 from server.graphql.errors import SilentLogger, format_error
-from server.graphql.limits import LimitedHTTPHandler, query_parser, validation_rules
-from server.graphql.middleware import require_authentication
+from server.graphql.execution import FastExecutor
+from server.graphql.limits import (
+    LimitedHTTPHandler,
+    caching_validator,
+    query_parser,
+    validation_rules,
+)
+from server.graphql.middleware import protect_root_fields
 from server.graphql.operation import OperationLabel, labelling_parser, operation_label_var
 from server.graphql.scalars import datetime_scalar
 from server.metrics import GRAPHQL_DURATION
@@ -38,7 +44,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema.graphql"
 
 @cache
 def executable_schema() -> GraphQLSchema:
-    return make_executable_schema(
+    schema = make_executable_schema(
         load_schema_from_path(SCHEMA_PATH),
         datetime_scalar,
         user.query,
@@ -51,6 +57,7 @@ def executable_schema() -> GraphQLSchema:
         notification.mutation,
         notification.notification,
     )
+    return protect_root_fields(schema)
 
 
 def graphql_app(settings: Settings) -> GraphQL:
@@ -61,12 +68,14 @@ def graphql_app(settings: Settings) -> GraphQL:
         context_value=context_for_request,
         query_parser=labelling_parser(schema, query_parser(settings.limits)),
         validation_rules=validation_rules(schema, settings.limits),
+        query_validator=caching_validator(),
+        execution_context_class=FastExecutor,
         introspection=development,
         explorer=ExplorerGraphiQL(title="CRM GraphQL") if development else ExplorerHttp405(),
         debug=False,
         logger=SilentLogger(),
         error_formatter=format_error,
-        http_handler=LimitedHTTPHandler(settings.limits, middleware=[require_authentication]),
+        http_handler=LimitedHTTPHandler(settings.limits),
     )
 
 

@@ -19,6 +19,9 @@ caller can fix the request.
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from functools import cache
 from typing import Any
@@ -39,6 +42,7 @@ from graphql import (
     ValidationContext,
     ValidationRule,
     parse,
+    validate,
 )
 from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
 from starlette.requests import Request
@@ -301,11 +305,49 @@ def validation_rules(
     ) -> Collection[type[ASTValidationRule]]:
         raw = data.get("variables") if isinstance(data, dict) else None
         variables = raw if isinstance(raw, dict) else None
-        return (
-            MaxIntrospectionDepthRule,
-            depth,
-            aliases,
-            cost_limit_rule(schema, limits.graphql_max_cost, variables),
-        )
+        cost = cost_limit_rule(schema, limits.graphql_max_cost, variables)
+        query = data.get("query") if isinstance(data, dict) else None
+        if isinstance(query, str) and len(query) <= CACHED_QUERY_MAX_CHARS:
+            # Variables that JSON cannot hold again are validated without the cache.
+            with contextlib.suppress(TypeError, ValueError, RecursionError):
+                key = (query, json.dumps(variables, sort_keys=True))
+                cost.cache_key = key  # type: ignore[attr-defined]
+        return (MaxIntrospectionDepthRule, depth, aliases, cost)
 
     return rules
+
+
+# What validation answered for a (query text, variables) pair, per app. The same documents
+# come back on every request of every client, and validating one page query costs as much as
+# resolving a third of it (bench/RESULTS.md). Bounded in entries and in query size.
+CACHED_QUERY_MAX_CHARS = 8 * 1024
+VALIDATION_CACHE_ENTRIES = 512
+
+
+def caching_validator() -> Callable[..., list[GraphQLError]]:
+    """ariadne's `query_validator`: graphql-core's `validate`, remembered per request text.
+
+    The result depends on the document, the variables (the cost rule reads them) and the rules,
+    which are fixed for one app but for the cost rule: `validation_rules` tags that rule with
+    the (query, variables) pair, and only a tagged request is looked up or stored."""
+    answers: OrderedDict[tuple[str, str], list[GraphQLError]] = OrderedDict()
+
+    def validate_cached(
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        rules: Collection[type[ASTValidationRule]] | None = None,
+        max_errors: int | None = None,
+        **kwargs: Any,
+    ) -> list[GraphQLError]:
+        key = next((k for r in rules or () if (k := getattr(r, "cache_key", None))), None)
+        if key is not None and key in answers:
+            answers.move_to_end(key)
+            return list(answers[key])
+        errors = validate(schema, document, rules=rules, max_errors=max_errors, **kwargs)
+        if key is not None:
+            answers[key] = list(errors)
+            while len(answers) > VALIDATION_CACHE_ENTRIES:
+                answers.popitem(last=False)
+        return errors
+
+    return validate_cached
