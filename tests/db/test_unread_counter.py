@@ -1,4 +1,4 @@
-"""The unread counters (kept by tg_notifications__announce) equal count(*) after every kind of write."""
+"""The unread counters (kept by tg_notifications__announce) equal count(*) after any write."""
 
 from __future__ import annotations
 
