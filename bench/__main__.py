@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="fewer clients, leads and seconds")
     parser.add_argument("--clients", type=_csv_ints, help="fan-out socket counts (1,100,1000)")
-    parser.add_argument("--leads", type=int, help="leads per fan-out run (500)")
+    parser.add_argument("--leads", type=int, help="leads per fan-out run (300)")
+    parser.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=150_000,
+        help="cap on leads x sockets per fan-out run (150000: 150 leads at 1,000 sockets)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=570.0,
+        help="bound on the whole run: a scenario that would pass it is cut, the rest reported",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="paced writer rate (50/s)")
     parser.add_argument("--paths", default="graphql,sql", help="fan-out writers (graphql,sql)")
     parser.add_argument("--workers", type=int, default=2, help="server processes (2)")
-    parser.add_argument("--api-seconds", type=float, help="seconds per API load (8)")
+    parser.add_argument("--api-seconds", type=float, help="seconds per API load (5)")
     parser.add_argument("--api-rows", type=_csv_ints, help="table sizes (100000,1000000)")
     parser.add_argument("--writers", type=_csv_ints, help="pgbench writers (1,4,16)")
-    parser.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (4)")
+    parser.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (3)")
     parser.add_argument(
         "--trigger-rounds", type=int, help="interleaved rounds of every trigger mode (3)"
     )
@@ -107,55 +120,86 @@ async def run(args: argparse.Namespace, output: Path) -> dict[str, Any]:
         "fanout_rate": args.rate,
     }
     started = time.monotonic()
+    deadline = started + args.max_seconds
+    report["cut"] = []
+
+    async def bounded(name: str, work: Coroutine[Any, Any, Any]) -> Any:
+        """`work`, cut when the run's bound passes: what was measured before is kept."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
+            work.close()
+            log(f"{name}: skipped, the run reached its --max-seconds bound")
+            report["cut"].append(name)
+            return None
+        try:
+            return await asyncio.wait_for(work, remaining)
+        except TimeoutError:
+            log(f"{name}: cut at the run's --max-seconds bound ({args.max_seconds:.0f} s)")
+            report["cut"].append(name)
+            return None
+
     clients = _pick(args.clients, [1, 100, 1000], [1, 100], quick)
-    leads = _pick(args.leads, 500, 100, quick)
+    leads = _pick(args.leads, 300, 100, quick)
     if "fanout" in wanted or "baseline" in wanted:
-        report["fanout"] = await run_fanout(
-            postgres,
-            FanoutOptions(
-                clients=clients,
-                leads=leads,
-                rate=args.rate,
-                workers=args.workers,
-                paths=[p for p in args.paths.split(",") if p] if "fanout" in wanted else [],
-                baseline="baseline" in wanted,
-                log_dir=log_dir,
+        report["fanout"] = await bounded(
+            "fanout",
+            run_fanout(
+                postgres,
+                FanoutOptions(
+                    clients=clients,
+                    leads=leads,
+                    rate=args.rate,
+                    workers=args.workers,
+                    paths=[p for p in args.paths.split(",") if p] if "fanout" in wanted else [],
+                    baseline="baseline" in wanted,
+                    log_dir=log_dir,
+                    max_deliveries=args.max_deliveries,
+                ),
             ),
         )
         _save(report, output)
     if "api" in wanted:
         rows = _pick(args.api_rows, [100_000, 1_000_000], [100_000, 300_000], quick)
-        report["api"] = await run_api(
-            postgres,
-            ApiOptions(
-                seconds=_pick(args.api_seconds, 8.0, 3.0, quick),
-                concurrency=32,
-                workers=args.workers,
-                small_rows=rows[0],
-                large_rows=rows[-1],
-                log_dir=log_dir,
+        report["api"] = await bounded(
+            "api",
+            run_api(
+                postgres,
+                ApiOptions(
+                    seconds=_pick(args.api_seconds, 5.0, 3.0, quick),
+                    concurrency=32,
+                    workers=args.workers,
+                    small_rows=rows[0],
+                    large_rows=rows[-1],
+                    log_dir=log_dir,
+                ),
             ),
         )
         _save(report, output)
     if "triggers" in wanted:
-        report["triggers"] = await run_triggers(
-            postgres,
-            TriggerOptions(
-                writers=_pick(args.writers, [1, 4, 16], [1, 16], quick),
-                seconds=_pick(args.pgbench_seconds, 4, 2, quick),
-                log_dir=log_dir,
-                rounds=_pick(args.trigger_rounds, 3, 2, quick),
+        report["triggers"] = await bounded(
+            "triggers",
+            run_triggers(
+                postgres,
+                TriggerOptions(
+                    writers=_pick(args.writers, [1, 4, 16], [1, 16], quick),
+                    seconds=_pick(args.pgbench_seconds, 3, 2, quick),
+                    log_dir=log_dir,
+                    rounds=_pick(args.trigger_rounds, 3, 2, quick),
+                ),
             ),
         )
         _save(report, output)
     if "memory" in wanted:
-        report["memory"] = await run_memory(
-            postgres,
-            MemoryOptions(
-                sockets=_pick(args.sockets, 1000, 300, quick),
-                workers=args.workers,
-                baseline="baseline" in wanted,
-                log_dir=log_dir,
+        report["memory"] = await bounded(
+            "memory",
+            run_memory(
+                postgres,
+                MemoryOptions(
+                    sockets=_pick(args.sockets, 1000, 300, quick),
+                    workers=args.workers,
+                    baseline="baseline" in wanted,
+                    log_dir=log_dir,
+                ),
             ),
         )
     report["seconds"] = time.monotonic() - started

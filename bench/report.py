@@ -26,7 +26,15 @@ def render(report: dict[str, Any]) -> str:
         f"(fsync={report['postgres']['fsync']}, synchronous_commit="
         f"{report['postgres']['synchronous_commit']}) · load avg before "
         f"{report['machine']['loadavg_before'][0]:.2f}"
+        + (
+            f" · load avg after {report['machine']['loadavg_after'][0]:.2f}"
+            if report["machine"].get("loadavg_after")
+            else ""
+        )
+        + (f" · {report['seconds']:.0f} s" if report.get("seconds") else "")
     ]
+    if report.get("cut"):
+        parts.append(f"**Cut at the --max-seconds bound:** {', '.join(report['cut'])}")
     if report.get("fanout"):
         rows = [
             [
