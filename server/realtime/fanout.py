@@ -17,13 +17,16 @@ writes those bytes straight to the transport of every recipient whose connection
 
 Every other recipient (long-polling, a connection under back-pressure, any packet with binary
 attachments or an ack callback) goes through python-socketio's own path, unchanged, so the
-order of events on each socket is the order of the emits. Per-message deflate is off
+order of events on each socket is the order of the emits. A socket whose queue on that path
+reaches MAX_BACKLOG_PACKETS has stopped reading and is disconnected, so one stalled client
+cannot hold an ever-growing backlog in the server. Per-message deflate is off
 (`serve`), so frames need no compression; a frame without RSV1 is valid either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from typing import Any
 
@@ -33,7 +36,13 @@ from socketio import packet as sio_packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+logger = logging.getLogger(__name__)
+
 _FIN_TEXT = 0x81
+# A socket with this many packets waiting in its engine.io queue has stopped reading. It is cut
+# instead of holding a backlog that grows until the ping timeout (~45 s of events); its client
+# reconnects and catches up with getNotifications(after:).
+MAX_BACKLOG_PACKETS = 1_000
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -60,6 +69,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         super().__init__()
         self.direct_writes = 0
         self.queued_writes = 0
+        self.cut_sockets = 0
+        self._cutting: dict[str, asyncio.Task[None]] = {}
 
     def _protocol(self, eio_sid: str) -> WebSocketsSansIOProtocol | None:
         """The uvicorn protocol this socket can be written to directly now, if any."""
@@ -125,7 +136,24 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                 protocol.transport.write(frame)
                 direct += 1
         self.direct_writes += direct
+        queued = [eio_sid for eio_sid in queued if not self._cut_if_stalled(eio_sid)]
         if queued:
             self.queued_writes += len(queued)
             # The library's own path, in order: each packet joins its socket's queue.
             await asyncio.gather(*(self.server._send_eio_packet(s, eio_pkt) for s in queued))
+
+    def _cut_if_stalled(self, eio_sid: str) -> bool:
+        """Disconnect (in the background) a socket whose backlog is full; True if so."""
+        if eio_sid in self._cutting:
+            return True
+        socket = self.server.eio.sockets.get(eio_sid)
+        if socket is None or socket.queue.qsize() < MAX_BACKLOG_PACKETS:
+            return False
+        logger.warning(
+            "action=socket_cut_stalled eio_sid=%s backlog=%d", eio_sid, socket.queue.qsize()
+        )
+        self.cut_sockets += 1
+        task = asyncio.create_task(self.server.eio.disconnect(eio_sid))
+        self._cutting[eio_sid] = task
+        task.add_done_callback(lambda _done: self._cutting.pop(eio_sid, None))
+        return True

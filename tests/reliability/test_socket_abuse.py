@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.realtime.sio import SOCKET_MAX_MESSAGE_BYTES
-from tests.realtime.harness import ServerProcess, token
+from tests.realtime.harness import ServerProcess, eventually, token
 
 BOUND = 5.0  # seconds: what a good client may wait, whatever the others do
 
@@ -222,6 +222,42 @@ async def test_a_client_that_stops_reading_does_not_delay_the_others(
         p99 = delays[int(0.99 * (len(delays) - 1))]
         assert p99 < 1.0, (p99, worst)
         assert worst < 2.0, (p99, worst)
+        assert await healthz(server) == 200
+    finally:
+        await ws.close()
+
+
+async def test_a_client_that_never_reads_is_cut_once_its_backlog_is_full_and_others_get_everything(
+    server: ServerProcess,
+    committed: psycopg.Connection[DictRow],
+    timed_clients: list[TimedClient],
+) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    ws = await connect(
+        ws_url(server), sock=sock, open_timeout=BOUND, ping_interval=None, max_queue=1
+    )
+    try:
+        assert str(await asyncio.wait_for(ws.recv(), BOUND)).startswith("0{")
+        await ws.send("40" + json.dumps({"token": token()}))
+        assert str(await asyncio.wait_for(ws.recv(), BOUND)).startswith("40")
+        bystander = timed_clients[0]
+        await bystander.connect(server)
+
+        # 3,000 one-row statements of ~4 KiB events in one transaction: about 12 MB that the
+        # stalled socket never takes, past the kernel's buffers and MAX_BACKLOG_PACKETS queued.
+        count = 3000
+        await asyncio.to_thread(
+            committed.execute,
+            f"""DO $$ BEGIN FOR i IN 1..{count} LOOP
+                  INSERT INTO leads ("firstName", "lastName")
+                  VALUES ('Stalled' || i || repeat('p', 4000), 'L');
+                END LOOP; END $$""",
+        )
+        expected = {f"Stalled{i}{'p' * 4000} L added to pipeline" for i in range(1, count + 1)}
+        await bystander.wait_for(expected, within=60.0)
+        await eventually(lambda: "action=socket_cut_stalled" in server.log(), within=BOUND)
         assert await healthz(server) == 200
     finally:
         await ws.close()
