@@ -5,6 +5,7 @@ can misbehave in ways a real Socket.IO client never would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -178,13 +179,10 @@ async def test_a_frame_over_the_websocket_limit_is_refused_before_it_is_buffered
     assert await healthz(server) == 200
 
 
-async def test_a_client_that_stops_reading_does_not_delay_the_others(
-    server: ServerProcess,
-    committed: psycopg.Connection[DictRow],
-    timed_clients: list[TimedClient],
-) -> None:
-    # A socket with a tiny receive buffer that will never be read again: once the kernel
-    # buffers and uvicorn's write buffer fill, every frame for it has to wait somewhere.
+@contextlib.asynccontextmanager
+async def stalled_socket(server: ServerProcess) -> AsyncIterator[ClientConnection]:
+    """An authenticated socket with a tiny receive buffer that is never read again: once the
+    kernel's buffers and uvicorn's write buffer fill, every frame for it has to wait somewhere."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
@@ -195,6 +193,17 @@ async def test_a_client_that_stops_reading_does_not_delay_the_others(
         assert str(await asyncio.wait_for(ws.recv(), BOUND)).startswith("0{")
         await ws.send("40" + json.dumps({"token": token()}))
         assert str(await asyncio.wait_for(ws.recv(), BOUND)).startswith("40")
+        yield ws
+    finally:
+        await ws.close()
+
+
+async def test_a_client_that_stops_reading_does_not_delay_the_others(
+    server: ServerProcess,
+    committed: psycopg.Connection[DictRow],
+    timed_clients: list[TimedClient],
+) -> None:
+    async with stalled_socket(server):
         for client in timed_clients:
             await client.connect(server)
 
@@ -223,8 +232,6 @@ async def test_a_client_that_stops_reading_does_not_delay_the_others(
         assert p99 < 1.0, (p99, worst)
         assert worst < 2.0, (p99, worst)
         assert await healthz(server) == 200
-    finally:
-        await ws.close()
 
 
 async def test_a_client_that_never_reads_is_cut_once_its_backlog_is_full_and_others_get_everything(
@@ -232,16 +239,7 @@ async def test_a_client_that_never_reads_is_cut_once_its_backlog_is_full_and_oth
     committed: psycopg.Connection[DictRow],
     timed_clients: list[TimedClient],
 ) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    ws = await connect(
-        ws_url(server), sock=sock, open_timeout=BOUND, ping_interval=None, max_queue=1
-    )
-    try:
-        assert str(await asyncio.wait_for(ws.recv(), BOUND)).startswith("0{")
-        await ws.send("40" + json.dumps({"token": token()}))
-        assert str(await asyncio.wait_for(ws.recv(), BOUND)).startswith("40")
+    async with stalled_socket(server):
         bystander = timed_clients[0]
         await bystander.connect(server)
 
@@ -259,5 +257,3 @@ async def test_a_client_that_never_reads_is_cut_once_its_backlog_is_full_and_oth
         await bystander.wait_for(expected, within=60.0)
         await eventually(lambda: "action=socket_cut_stalled" in server.log(), within=BOUND)
         assert await healthz(server) == 200
-    finally:
-        await ws.close()
