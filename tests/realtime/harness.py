@@ -21,7 +21,9 @@ from typing import Any
 
 import httpx
 import jwt
+import psycopg
 import socketio
+from psycopg.rows import DictRow
 
 from server.auth import issue_token
 
@@ -209,3 +211,14 @@ class RecordingClient:
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
+
+
+def insert_lead(
+    conn: psycopg.Connection[DictRow], first: str = "Ada", last: str = "Lovelace"
+) -> int:
+    """A lead written with plain SQL (the triggers make its notification); its id."""
+    row = conn.execute(
+        'INSERT INTO leads ("firstName", "lastName") VALUES (%s, %s) RETURNING id', (first, last)
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])

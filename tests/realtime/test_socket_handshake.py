@@ -18,20 +18,11 @@ from tests.realtime.harness import (
     ServerProcess,
     eventually,
     expired_token,
+    insert_lead,
     token,
 )
 
 NewClient = Callable[[], RecordingClient]
-
-
-def insert_lead(
-    conn: psycopg.Connection[DictRow], first: str = "Ada", last: str = "Lovelace"
-) -> int:
-    row = conn.execute(
-        'INSERT INTO leads ("firstName", "lastName") VALUES (%s, %s) RETURNING id', (first, last)
-    ).fetchone()
-    assert row is not None
-    return int(row["id"])
 
 
 async def assert_refused(

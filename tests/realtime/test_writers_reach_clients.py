@@ -19,6 +19,7 @@ from tests.realtime.harness import (
     WAIT,
     RecordingClient,
     ServerProcess,
+    insert_lead,
     token,
 )
 
@@ -35,16 +36,6 @@ PAYLOAD_KEYS = {
     "updatedAt",
     "cursor",
 }
-
-
-def insert_lead(
-    conn: psycopg.Connection[DictRow], first: str = "Ada", last: str = "Lovelace"
-) -> int:
-    row = conn.execute(
-        'INSERT INTO leads ("firstName", "lastName") VALUES (%s, %s) RETURNING id', (first, last)
-    ).fetchone()
-    assert row is not None
-    return int(row["id"])
 
 
 def notification_of(conn: psycopg.Connection[DictRow], lead_id: int) -> dict[str, Any]:
