@@ -358,7 +358,8 @@ def sample_payload(tag: str, seq: int, sent_ms: float) -> NotificationPayload:
             "relatedLeadId": seq + 1,
             "createdAt": now,
             "updatedAt": now,
-            "snapshot": "104233:104233:",
+            "commitSeq": 104233,
+            "insertSeq": 1042330,
         },
         cursor_secret=SECRET,
     )

@@ -103,6 +103,43 @@ $$;
 
 
 --
+-- Name: tg_notification_transactions__stamp_commit(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_notification_transactions__stamp_commit() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    row_ctid tid;
+BEGIN
+    -- Held until this transaction is visible, so the next stamp goes to a later commit. The
+    -- key is a fixed number of this project's ("crm commit order"), not a hash that may change.
+    PERFORM pg_advisory_xact_lock(4352631887301);
+    IF current_setting('crm.notification_tx_ctid') = '' THEN
+        -- Fired by the INSERT itself (SET CONSTRAINTS ... IMMEDIATE): find the row by key.
+        UPDATE notification_transactions
+        SET "commitSeq" = nextval('notification_commit_seq'),
+            "insertedRows" = current_setting('crm.notification_tx_inserted')::bigint,
+            "unreadDelta" = current_setting('crm.notification_tx_unread')::bigint
+        WHERE txid = NEW.txid
+        RETURNING ctid INTO row_ctid;
+    ELSE
+        -- By its address: a read of no index page, so no SERIALIZABLE conflict with writers.
+        UPDATE notification_transactions
+        SET "commitSeq" = nextval('notification_commit_seq'),
+            "insertedRows" = current_setting('crm.notification_tx_inserted')::bigint,
+            "unreadDelta" = current_setting('crm.notification_tx_unread')::bigint
+        WHERE ctid = current_setting('crm.notification_tx_ctid')::tid
+        RETURNING ctid INTO row_ctid;
+    END IF;
+    PERFORM set_config('crm.notification_tx', 'stamped', true),
+            set_config('crm.notification_tx_ctid', row_ctid::text, true);
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: tg_notifications__announce(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -111,14 +148,18 @@ CREATE FUNCTION public.tg_notifications__announce() RETURNS trigger
     AS $$
 DECLARE
     changed bigint;
+    inserted bigint := 0;
     unread_delta bigint;
     one_id uuid;
     action text;
+    marker text := coalesce(current_setting('crm.notification_tx', true), '');
+    row_ctid tid;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT count(*), count(*) FILTER (WHERE NOT "isRead"), min(id::text)::uuid, 'bulk-create'
         INTO changed, unread_delta, one_id, action
         FROM new_rows;
+        inserted := changed;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Both transition tables hold the same rows, so "every row went from unread to read"
         -- is "every old row unread and every new row read".
@@ -140,10 +181,52 @@ BEGIN
     IF changed = 0 THEN
         RETURN NULL;
     END IF;
-    IF unread_delta <> 0 THEN
-        UPDATE notification_unread_counts SET unread = unread + unread_delta
-        WHERE slot = pg_backend_pid() % 16;
+
+    -- The transaction's own row: inserted once (its deferred trigger stamps it at commit),
+    -- the statements' sums kept in transaction-local settings until then, so a statement
+    -- writes no row version of its own. Settings and row roll back with a savepoint alike.
+    IF marker = '' THEN
+        -- The sums first: under SET CONSTRAINTS ... IMMEDIATE the commit trigger runs at the
+        -- end of the INSERT below.
+        PERFORM set_config('crm.notification_tx', 'pending', true),
+                set_config('crm.notification_tx_ctid', '', true),
+                set_config('crm.notification_tx_inserted', inserted::text, true),
+                set_config('crm.notification_tx_unread', unread_delta::text, true);
+        INSERT INTO notification_transactions (txid) VALUES (pg_current_xact_id())
+        RETURNING ctid INTO row_ctid;
+        IF current_setting('crm.notification_tx') = 'pending' THEN
+            PERFORM set_config('crm.notification_tx_ctid', row_ctid::text, true);
+        END IF;
+    ELSIF marker = 'pending' THEN
+        PERFORM set_config('crm.notification_tx_inserted',
+                           (current_setting('crm.notification_tx_inserted')::bigint
+                            + inserted)::text, true),
+                set_config('crm.notification_tx_unread',
+                           (current_setting('crm.notification_tx_unread')::bigint
+                            + unread_delta)::text, true);
+    ELSE
+        -- Stamped already (SET CONSTRAINTS ... IMMEDIATE ran the commit trigger early).
+        UPDATE notification_transactions
+        SET "insertedRows" = "insertedRows" + inserted, "unreadDelta" = "unreadDelta" + unread_delta
+        WHERE ctid = current_setting('crm.notification_tx_ctid')::tid
+        RETURNING ctid INTO row_ctid;
+        PERFORM set_config('crm.notification_tx_ctid', row_ctid::text, true);
     END IF;
+
+    -- A transaction whose rows are all gone is no longer needed for catch-up; once the unread
+    -- fold has passed it, its row goes. SKIP LOCKED: never wait for another deleter. Only under
+    -- read committed, where a row deleted meanwhile is skipped instead of failing.
+    IF TG_OP = 'DELETE' AND current_setting('transaction_isolation') = 'read committed' THEN
+        DELETE FROM notification_transactions AS t
+        WHERE t.txid IN (
+            SELECT s.txid
+            FROM notification_transactions AS s
+            WHERE s.txid IN (SELECT o."createdTxid" FROM old_rows AS o)
+              AND s."commitSeq" <= (SELECT max(f."commitSeq") FROM notification_unread_folds AS f)
+              AND NOT EXISTS (SELECT FROM notifications AS n WHERE n."createdTxid" = s.txid)
+            FOR UPDATE SKIP LOCKED);
+    END IF;
+
     PERFORM pg_notify('notifications', CASE
         WHEN changed = 1 THEN jsonb_build_object(
             'op', lower(TG_OP), 'count', 1, 'id', one_id,
@@ -158,14 +241,34 @@ $$;
 
 
 --
--- Name: tg_notifications__reset_unread_counts(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: tg_notifications__announce_truncate(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.tg_notifications__reset_unread_counts() RETURNS trigger
+CREATE FUNCTION public.tg_notifications__announce_truncate() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    row_ctid tid;
 BEGIN
-    UPDATE notification_unread_counts SET unread = 0 WHERE unread <> 0;
+    IF coalesce(current_setting('crm.notification_tx', true), '') = '' THEN
+        TRUNCATE notification_transactions;
+    ELSE
+        -- This transaction changed notifications before: its own row stays, emptied (and
+        -- TRUNCATE would refuse the table while that row's commit trigger is pending).
+        DELETE FROM notification_transactions
+        WHERE ctid <> current_setting('crm.notification_tx_ctid')::tid;
+        PERFORM set_config('crm.notification_tx_inserted', '0', true),
+                set_config('crm.notification_tx_unread', '0', true);
+        IF current_setting('crm.notification_tx') = 'stamped' THEN
+            UPDATE notification_transactions SET "insertedRows" = 0, "unreadDelta" = 0
+            RETURNING ctid INTO row_ctid;
+            PERFORM set_config('crm.notification_tx_ctid', row_ctid::text, true);
+        END IF;
+    END IF;
+    INSERT INTO notification_unread_folds ("commitSeq", unread)
+    VALUES (nextval('notification_commit_seq'), 0);
+    PERFORM pg_notify('notifications', jsonb_build_object(
+        'op', 'truncate', 'seq', nextval('notification_announcement_seq'))::text);
     RETURN NULL;
 END;
 $$;
@@ -296,21 +399,15 @@ CREATE SEQUENCE public.notification_announcement_seq
 
 
 --
--- Name: notification_unread_counts; Type: TABLE; Schema: public; Owner: -
+-- Name: notification_commit_seq; Type: SEQUENCE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.notification_unread_counts (
-    slot smallint NOT NULL,
-    unread bigint NOT NULL,
-    CONSTRAINT notification_unread_counts_slot_check CHECK (((slot >= 0) AND (slot <= 15)))
-);
-
-
---
--- Name: TABLE notification_unread_counts; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.notification_unread_counts IS 'sum(unread) = count of unread notifications; kept by tg_notifications__announce.';
+CREATE SEQUENCE public.notification_commit_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
 
 
 --
@@ -326,7 +423,8 @@ CREATE TABLE public.notifications (
     "relatedLeadId" integer,
     "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
     "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
-    "createdTxid" xid8 DEFAULT pg_current_xact_id() NOT NULL
+    "createdTxid" xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    "insertSeq" bigint NOT NULL
 );
 
 
@@ -335,6 +433,68 @@ CREATE TABLE public.notifications (
 --
 
 COMMENT ON COLUMN public.notifications."createdTxid" IS 'Inserting transaction; lets catch-up pagination find rows that committed late.';
+
+
+--
+-- Name: COLUMN notifications."insertSeq"; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.notifications."insertSeq" IS 'Insert order; with the transaction''s commitSeq, the row''s place in commit order.';
+
+
+--
+-- Name: notification_insert_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.notification_insert_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: notification_insert_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.notification_insert_seq OWNED BY public.notifications."insertSeq";
+
+
+--
+-- Name: notification_transactions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notification_transactions (
+    txid xid8 NOT NULL,
+    "commitSeq" bigint,
+    "insertedRows" bigint DEFAULT 0 NOT NULL,
+    "unreadDelta" bigint DEFAULT 0 NOT NULL
+);
+
+
+--
+-- Name: TABLE notification_transactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.notification_transactions IS 'One row per transaction that changed notifications, stamped with its commit order.';
+
+
+--
+-- Name: notification_unread_folds; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notification_unread_folds (
+    "commitSeq" bigint NOT NULL,
+    unread bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE notification_unread_folds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.notification_unread_folds IS 'Unread notifications counted up to "commitSeq"; the newest row plus later deltas is the count.';
 
 
 --
@@ -390,6 +550,13 @@ CREATE TABLE public.users (
 
 
 --
+-- Name: notifications insertSeq; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications ALTER COLUMN "insertSeq" SET DEFAULT nextval('public.notification_insert_seq'::regclass);
+
+
+--
 -- Name: comments comments_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -406,11 +573,27 @@ ALTER TABLE ONLY public.leads
 
 
 --
--- Name: notification_unread_counts notification_unread_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: notification_transactions notification_transactions_commitSeq_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.notification_unread_counts
-    ADD CONSTRAINT notification_unread_counts_pkey PRIMARY KEY (slot);
+ALTER TABLE ONLY public.notification_transactions
+    ADD CONSTRAINT "notification_transactions_commitSeq_key" UNIQUE ("commitSeq");
+
+
+--
+-- Name: notification_transactions notification_transactions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notification_transactions
+    ADD CONSTRAINT notification_transactions_pkey PRIMARY KEY (txid);
+
+
+--
+-- Name: notification_unread_folds notification_unread_folds_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notification_unread_folds
+    ADD CONSTRAINT notification_unread_folds_pkey PRIMARY KEY ("commitSeq");
 
 
 --
@@ -461,10 +644,17 @@ CREATE INDEX comments_lead_id_idx ON public.comments USING btree ("leadId");
 
 
 --
+-- Name: notification_transactions_inserted_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notification_transactions_inserted_idx ON public.notification_transactions USING btree ("commitSeq") WHERE ("insertedRows" > 0);
+
+
+--
 -- Name: notifications_created_txid_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX notifications_created_txid_idx ON public.notifications USING btree ("createdTxid");
+CREATE INDEX notifications_created_txid_idx ON public.notifications USING btree ("createdTxid", "insertSeq");
 
 
 --
@@ -531,6 +721,13 @@ CREATE TRIGGER _100_set_updated_at BEFORE UPDATE ON public.users FOR EACH ROW EX
 
 
 --
+-- Name: notification_transactions _100_stamp_commit; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER _100_stamp_commit AFTER INSERT ON public.notification_transactions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.tg_notification_transactions__stamp_commit();
+
+
+--
 -- Name: users _200_normalize_email; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -573,13 +770,6 @@ CREATE TRIGGER _510_notify_score_updated AFTER UPDATE ON public.leads REFERENCIN
 
 
 --
--- Name: notifications _800_reset_unread_counts; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER _800_reset_unread_counts AFTER TRUNCATE ON public.notifications FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__reset_unread_counts();
-
-
---
 -- Name: notifications _900_announce_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -591,6 +781,13 @@ CREATE TRIGGER _900_announce_delete AFTER DELETE ON public.notifications REFEREN
 --
 
 CREATE TRIGGER _900_announce_insert AFTER INSERT ON public.notifications REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__announce();
+
+
+--
+-- Name: notifications _900_announce_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_truncate AFTER TRUNCATE ON public.notifications FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__announce_truncate();
 
 
 --
@@ -639,4 +836,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261126000100'),
     ('20261126000200'),
     ('20261127000100'),
-    ('20261127000200');
+    ('20261127000200'),
+    ('20261201000100');

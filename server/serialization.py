@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypedDict
 
-from server.cursors import Cursor, encode_cursor
+from server.cursors import Cursor, FeedCursor, StreamCursor, encode_cursor
 
 if TYPE_CHECKING:
     from server.store.notifications import NotificationRow
@@ -37,13 +37,24 @@ class NotificationPayload(TypedDict):
 
 
 def notification_cursor(row: NotificationRow, *, cursor_secret: str) -> str:
-    """The row's feed position plus the snapshot of the read that returned it."""
-    if "cursor" in row:
-        return row["cursor"]
-    return encode_cursor(
-        Cursor(created_at=row["createdAt"], id=row["id"], snapshot=row["snapshot"]),
-        cursor_secret,
-    )
+    """A feed cursor for a row of a feed page, a stream cursor (its commit position) otherwise."""
+    cursor: Cursor
+    if "highWater" in row:
+        cursor = FeedCursor(
+            created_at=row["createdAt"],
+            id=row["id"],
+            high_water=row["highWater"],
+            newest_at=row["newestAt"],
+            newest_id=row["newestId"],
+        )
+    else:
+        cursor = StreamCursor(
+            created_at=row["createdAt"],
+            id=row["id"],
+            commit_seq=row["commitSeq"],
+            insert_seq=row["insertSeq"],
+        )
+    return encode_cursor(cursor, cursor_secret)
 
 
 def notification_payload(row: NotificationRow, *, cursor_secret: str) -> NotificationPayload:

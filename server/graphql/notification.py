@@ -6,7 +6,7 @@ from asyncio import Future
 
 from ariadne import MutationType, ObjectType, QueryType
 
-from server.cursors import Cursor, decode_cursor, encode_cursor
+from server.cursors import decode_cursor
 from server.errors import BadInput, NotFound
 from server.graphql.context import Info, RequestContext
 from server.graphql.inputs import page_size, uuid_id
@@ -14,8 +14,8 @@ from server.serialization import notification_cursor
 from server.store.leads import LeadRow
 from server.store.notifications import (
     NotificationRow,
+    notification_catch_up,
     notification_delete,
-    notification_feed_after,
     notification_feed_before,
     notification_mark_all_read,
     notification_mark_read,
@@ -45,15 +45,9 @@ async def resolve_get_notifications(
     if after is not None:
         cursor = decode_cursor(after, secret)
         async with ctx.connection() as conn:
-            rows = await notification_feed_after(
-                conn,
-                limit=size,
-                unread_only=unread_only,
-                after_created_at=cursor.created_at,
-                after_id=cursor.id,
-                after_snapshot=cursor.snapshot,
+            return await notification_catch_up(
+                conn, after=cursor, limit=size, unread_only=unread_only
             )
-        return _keep_high_water(rows, cursor, secret)
     older_than = decode_cursor(before, secret) if before is not None else None
     async with ctx.connection() as conn:
         return await notification_feed_before(
@@ -63,24 +57,6 @@ async def resolve_get_notifications(
             before_created_at=older_than.created_at if older_than else None,
             before_id=older_than.id if older_than else None,
         )
-
-
-def _keep_high_water(
-    rows: list[NotificationRow], after: Cursor, secret: str
-) -> list[NotificationRow]:
-    """A late row (older than the `after` cursor, returned because it committed late) gets a
-    cursor at the `after` position, not its own, with this read's snapshot.
-
-    Otherwise a page holding only late rows would have a newest cursor older than rows the
-    client already has, and the next `after:` would send those again. With this, the first
-    (newest) cursor of every page means: "everything up to here, and everything this read saw".
-    """
-    for row in rows:
-        if (row["createdAt"], row["id"]) < (after.created_at, after.id):
-            row["cursor"] = encode_cursor(
-                Cursor(created_at=after.created_at, id=after.id, snapshot=row["snapshot"]), secret
-            )
-    return rows
 
 
 @query.field("getUnreadCount")

@@ -85,9 +85,10 @@ class BulkAnnouncement:
 
 @dataclass(frozen=True)
 class Resync:
-    """Not an announcement: the listener may have missed some (it reconnected, or overflowed)."""
+    """Clients must refetch: the listener may have missed announcements (it reconnected, or
+    overflowed), or the table was truncated (TRUNCATE has no rows to announce)."""
 
-    reason: Literal["reconnected", "overflow", "dispatch-failed"]
+    reason: Literal["reconnected", "overflow", "dispatch-failed", "truncated"]
 
 
 Announcement = RowAnnouncement | BulkAnnouncement
@@ -127,7 +128,7 @@ def _positive_int(value: object, name: str) -> int:
     return value
 
 
-def parse_announcement(payload: str) -> Announcement:
+def parse_announcement(payload: str) -> Announcement | Resync:
     """The typed announcement, or MalformedAnnouncement (the caller logs and skips it)."""
     try:
         raw = json.loads(payload)
@@ -135,6 +136,9 @@ def parse_announcement(payload: str) -> Announcement:
         raise MalformedAnnouncement("payload is not JSON") from exc
     if not isinstance(raw, dict):
         raise MalformedAnnouncement("payload is not a JSON object")
+    if raw.get("op") == "truncate":
+        _positive_int(raw.get("seq"), "seq")
+        return Resync(reason="truncated")
     op = _op(raw.get("op"))
     count = _positive_int(raw.get("count"), "count")
     seq = _positive_int(raw.get("seq"), "seq")

@@ -13,6 +13,7 @@ from server.db import Connection
 from server.realtime.broadcaster import Broadcaster, UnreadCounter
 from server.realtime.listener import Listener, ListenerOptions, connection_factory
 from server.realtime.sio import ROOM, SocketGateway
+from server.realtime.unread_fold import UnreadFolder
 from server.settings import Settings
 from server.store.notifications import unread_count
 
@@ -42,7 +43,11 @@ async def running_realtime(
     """Listen, count and broadcast until the block ends; a first LISTEN that fails raises."""
     options = options or ListenerOptions()
 
+    folder = UnreadFolder(pool)
+    await folder.fold()  # what plain SQL writers committed while no server ran
+
     async def count() -> int:
+        await folder.fold_if_due()
         async with pool.connection() as conn:
             return await unread_count(conn)
 

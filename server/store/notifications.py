@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import NotRequired, TypedDict, cast
 from uuid import UUID
 
+from server.cursors import Cursor, FeedCursor
 from server.db import Connection
 from server.store._queries import execute, fetch_all, fetch_one
 
@@ -19,14 +20,21 @@ class NotificationRow(TypedDict):
     relatedLeadId: int | None
     createdAt: datetime
     updatedAt: datetime
-    snapshot: str  # pg_current_snapshot() of the statement that read the row
-    # Set only when the row's cursor must not be built from its own position (see
-    # server/graphql/notification.py, catch-up pages).
-    cursor: NotRequired[str]
+    # The row's place in commit order (0 if its transaction is unknown): a stream cursor.
+    commitSeq: NotRequired[int]
+    insertSeq: NotRequired[int]
+    # Rows of a feed page: what the page's read saw, for a feed cursor (see server/cursors.py).
+    highWater: NotRequired[int]
+    newestAt: NotRequired[datetime]
+    newestId: NotRequired[UUID]
+
+
+# (commitSeq, insertSeq) after every row of a transaction: "all of it" for a high water.
+_END_OF_TRANSACTION = 2**63 - 1
 
 
 async def notifications_by_ids(conn: Connection, *, ids: list[UUID]) -> list[NotificationRow]:
-    """The rows that still exist, newest first, each with the snapshot of this read."""
+    """The rows that still exist, newest first."""
     if not ids:
         return []
     rows = await fetch_all(conn, "notification_by_ids", ids=ids)
@@ -53,26 +61,52 @@ async def notification_feed_before(
     return cast(list[NotificationRow], rows)
 
 
-async def notification_feed_after(
-    conn: Connection,
-    *,
-    limit: int,
-    unread_only: bool,
-    after_created_at: datetime,
-    after_id: UUID,
-    after_snapshot: str,
+async def notification_catch_up(
+    conn: Connection, *, after: Cursor, limit: int, unread_only: bool
 ) -> list[NotificationRow]:
-    """Rows newer than the cursor or unseen by its snapshot: the `limit` closest, newest first."""
-    rows = await fetch_all(
-        conn,
-        "notification_feed_after",
-        limit=limit,
-        unread_only=unread_only,
-        after_created_at=after_created_at,
-        after_id=after_id,
-        after_snapshot=after_snapshot,
-    )
-    return cast(list[NotificationRow], rows)
+    """The `limit` rows closest after the cursor (what it does not stand for), the furthest
+    first: the first row's cursor is where the next call goes on from.
+
+    From a page's cursor: first the rows between it and the page's newest row that the page's
+    read saw, in feed order, then everything committed after that read, in commit order. From a
+    stream cursor: everything committed after it, in commit order.
+    """
+    taken: list[NotificationRow] = []
+    if isinstance(after, FeedCursor):
+        if (after.created_at, after.id) < (after.newest_at, after.newest_id):
+            taken = cast(
+                list[NotificationRow],
+                await fetch_all(
+                    conn,
+                    "notification_catch_up_seen",
+                    limit=limit,
+                    unread_only=unread_only,
+                    after_created_at=after.created_at,
+                    after_id=after.id,
+                    newest_created_at=after.newest_at,
+                    newest_id=after.newest_id,
+                    high_water=after.high_water,
+                ),
+            )
+            for row in taken:  # still within that read: their cursors are feed cursors too
+                row["highWater"] = after.high_water
+                row["newestAt"] = after.newest_at
+                row["newestId"] = after.newest_id
+        commit_seq, insert_seq = after.high_water, _END_OF_TRANSACTION
+    else:
+        commit_seq, insert_seq = after.commit_seq, after.insert_seq
+    if len(taken) < limit:
+        committed = await fetch_all(
+            conn,
+            "notification_catch_up_committed",
+            limit=limit - len(taken),
+            unread_only=unread_only,
+            commit_seq=commit_seq,
+            insert_seq=insert_seq,
+        )
+        taken.extend(cast(list[NotificationRow], committed))
+    taken.reverse()
+    return taken
 
 
 async def unread_count(conn: Connection) -> int:
@@ -90,6 +124,13 @@ async def notification_mark_read(conn: Connection, *, id: UUID) -> NotificationR
     # waited for, so a row another client just marked read comes back read, a deleted one not.
     rows = await notifications_by_ids(conn, ids=[id])
     return rows[0] if rows else None
+
+
+async def notification_unread_fold(conn: Connection) -> int | None:
+    """Fold the transactions committed since the last fold; the commitSeq folded through, or
+    None when there was nothing to fold or another process was folding."""
+    row = await fetch_one(conn, "notification_unread_fold")
+    return None if row is None or row["foldedThrough"] is None else int(row["foldedThrough"])
 
 
 async def notification_mark_all_read(conn: Connection) -> int:

@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from psycopg.rows import DictRow, dict_row
 
-from server.cursors import Cursor, decode_cursor, encode_cursor
+from server.cursors import StreamCursor, decode_cursor, encode_cursor
 from tests.graphql.conftest import SECRET, Api
 
 PAGE = """
@@ -143,7 +143,7 @@ async def test_before_and_after_together_are_bad_user_input(
 
 def _forged_cursors(real: str) -> list[str]:
     cursor = decode_cursor(real, SECRET)
-    tampered = Cursor(cursor.created_at, cursor.id, "1:1:")
+    tampered = StreamCursor(cursor.created_at, cursor.id, 1, 1)
     return [
         "not-a-cursor",
         "",

@@ -100,12 +100,12 @@ def add_user(conn: psycopg.Connection[DictRow], email: str) -> str:
 SNAPSHOT = " UNION ALL ".join(
     f"SELECT '{table}', md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) "
     f"FROM {table} AS t"
-    for table in (*APP_TABLES, "notification_unread_counts")
+    for table in (*APP_TABLES, "notification_transactions", "notification_unread_folds")
 )
 
 
 def snapshot(database_url: str | psycopg.Connection[DictRow]) -> dict[str, str]:
-    """A digest of every row of every app table, and of the unread counters."""
+    """A digest of every row of every app table, and of the unread count's bookkeeping."""
     if isinstance(database_url, str):
         with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn:
             return snapshot(conn)

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg.rows import DictRow, dict_row
 
-from server.cursors import decode_cursor
+from server.cursors import StreamCursor, decode_cursor
 from server.serialization import iso8601, notification_payload
 from server.store.notifications import notifications_by_ids
 
@@ -25,7 +25,7 @@ async def conn(database_url: str):
             await c.rollback()
 
 
-async def test_notifications_by_ids_returns_contract_fields_and_the_snapshot_of_the_read(
+async def test_notifications_by_ids_returns_contract_fields_and_the_commit_position(
     conn: AsyncConn,
 ) -> None:
     await conn.execute(
@@ -39,9 +39,11 @@ async def test_notifications_by_ids_returns_contract_fields_and_the_snapshot_of_
     assert {row["id"] for row in rows} == set(ids)
     assert set(rows[0]) == {
         "id", "type", "title", "message", "isRead", "relatedLeadId",
-        "createdAt", "updatedAt", "snapshot",
+        "createdAt", "updatedAt", "commitSeq", "insertSeq",
     }  # fmt: skip
-    assert re.fullmatch(r"\d+:\d+:[\d,]*", rows[0]["snapshot"])
+    # Not committed yet, so no commit position: 0, which a cursor reads as "from the start".
+    assert [row["commitSeq"] for row in rows] == [0, 0]
+    assert len({row["insertSeq"] for row in rows}) == 2
     assert await notifications_by_ids(conn, ids=[]) == []
 
 
@@ -68,8 +70,4 @@ async def test_notification_payload_is_the_socket_shape_with_a_cursor_for_after(
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", payload["createdAt"])
     cursor = decode_cursor(payload["cursor"], "s3cret")
-    assert (cursor.created_at, cursor.id, cursor.snapshot) == (
-        row["createdAt"],
-        row["id"],
-        row["snapshot"],
-    )
+    assert cursor == StreamCursor(row["createdAt"], row["id"], row["commitSeq"], row["insertSeq"])
