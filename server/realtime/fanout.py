@@ -10,14 +10,18 @@ same text again. Only the final `transport.write` is irreducible.
 writes those bytes straight to the transport of every recipient whose connection allows it:
 
 * the socket is a plain WebSocket connection (transport `websocket` from the start) served by
-  uvicorn's websockets-sansio protocol, open, not closing;
-* nothing is waiting in its engine.io queue, and no writer is suspended in uvicorn's flow
-  control (`writable` set, no waiter): whatever was sent before has been written, so this frame
-  cannot overtake it.
+  uvicorn's websockets-sansio protocol, open, not closing, below its transport's high-water
+  mark (`writable` set);
+* its engine.io writer is suspended in `queue.get()` with the queue empty (`WriterQueue`):
+  whatever was sent before has been written, so this frame cannot overtake it. An empty queue
+  alone is not enough: the writer takes a packet off the queue one or more loop turns before it
+  writes it (in Python 3.11 `asyncio.wait_for` runs `queue.get()` as a task of its own).
 
-Every other recipient (long-polling, a connection under back-pressure, any packet with binary
-attachments or an ack callback) goes through python-socketio's own path, unchanged, so the
-order of events on each socket is the order of the emits. A socket whose queue on that path
+Every other recipient (long-polling, a connection under back-pressure or with packets on their
+way, any packet with binary attachments or an ack callback) goes through python-socketio's own
+path, unchanged, and is not written to directly until those packets are on its queue (that
+path puts them from tasks, a turn or more later), so the order of events on each socket is the
+order of the emits, whichever path each one took. A socket whose queue on that path
 reaches MAX_BACKLOG_PACKETS has stopped reading and is disconnected, so one stalled client
 cannot hold an ever-growing backlog in the server. Per-message deflate is off
 (`serve`), so frames need no compression; a frame without RSV1 is valid either way.
@@ -28,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Awaitable
 from typing import Any
 
+import engineio
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -57,9 +63,26 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def _idle(event: asyncio.Event) -> bool:
-    """Set, and nobody still suspended in wait(): a writer woken by set() resumes later."""
-    return event.is_set() and not getattr(event, "_waiters", None)
+class WriterQueue(asyncio.Queue[Any]):
+    """An engine.io socket's packet queue that knows whether its writer holds a packet.
+
+    `writer_waiting` is set when the consumer enters get() and cleared in the very step that
+    takes an item. The writer of a socket that was WebSocket from the start (the only kind
+    written to directly) is its one consumer, and it calls get() again only once every packet
+    it took has gone to the transport; so "empty and writer_waiting" means nothing sent before
+    is still on its way. The close path puts None, which the writer takes like a packet.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.writer_waiting = False
+
+    async def get(self) -> Any:
+        self.writer_waiting = True
+        try:
+            return await super().get()
+        finally:
+            self.writer_waiting = False
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -71,12 +94,29 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self.queued_writes = 0
         self.cut_sockets = 0
         self._cutting: dict[str, asyncio.Task[None]] = {}
+        # Sockets with library-path sends under way, and how many: those tasks put their
+        # packets on the queue a turn or more after the emit that made them, and a direct write
+        # before that would overtake them.
+        self._in_flight: dict[str, int] = {}
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        eio = server.eio
+        if not isinstance(eio, engineio.AsyncServer):
+            raise TypeError(f"FanoutManager needs engineio.AsyncServer, not {type(eio).__name__}")
+        # Every engine.io socket takes its queue from create_queue() (engineio/base_socket.py);
+        # _protocol() reads `writer_waiting` from it and raises AttributeError, never guesses,
+        # if a socket's queue came from anywhere else.
+        eio.create_queue = WriterQueue
 
     def _protocol(self, eio_sid: str) -> WebSocketsSansIOProtocol | None:
         """The uvicorn protocol this socket can be written to directly now, if any."""
         server = self.server
         socket = server.eio.sockets.get(eio_sid)
-        if socket is None or socket.closed or not socket.upgraded or not socket.queue.empty():
+        if socket is None or socket.closed or not socket.upgraded:
+            return None
+        queue: WriterQueue = socket.queue
+        if queue.qsize() or not queue.writer_waiting or eio_sid in self._in_flight:
             return None
         environ = server.environ.get(eio_sid)
         send = environ.get("asgi.send") if environ is not None else None
@@ -86,7 +126,9 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             or not protocol.handshake_complete
             or protocol.close_sent
             or protocol.conn.state is not State.OPEN
-            or not _idle(protocol.writable)
+            # Only the writer sends on this protocol and it waits in get(), so this is the
+            # transport's own state: past its high-water mark, queue (back-pressure).
+            or not protocol.writable.is_set()
             or protocol.transport.is_closing()
         ):
             return None
@@ -105,9 +147,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     ) -> None:
         room = to or room
         if callback is not None or namespace not in self.rooms:
-            await super().emit(
-                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
-            )
+            await self._library_emit(event, data, namespace, room, skip_sid, callback, kwargs)
             return
         if isinstance(data, tuple):
             args = list(data)
@@ -119,7 +159,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             sio_packet.EVENT, namespace=namespace, data=[event, *args]
         ).encode()
         if isinstance(encoded, list):  # binary attachments: several packets, library path
-            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, **kwargs)
+            await self._library_emit(event, data, namespace, room, skip_sid, None, kwargs)
             return
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = text_frame(eio_pkt.encode().encode())
@@ -140,7 +180,43 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         if queued:
             self.queued_writes += len(queued)
             # The library's own path, in order: each packet joins its socket's queue.
-            await asyncio.gather(*(self.server._send_eio_packet(s, eio_pkt) for s in queued))
+            await self._holding_direct_writes(
+                queued, asyncio.gather(*(self.server._send_eio_packet(s, eio_pkt) for s in queued))
+            )
+
+    async def _library_emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any,
+        skip_sid: Any,
+        callback: Any,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """python-socketio's own emit (a task per recipient), none overtaken by a direct write."""
+        recipients = [eio_sid for _sid, eio_sid in self.get_participants(namespace, room)]
+        await self._holding_direct_writes(
+            recipients,
+            super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
+            ),
+        )
+
+    async def _holding_direct_writes(self, eio_sids: list[str], sending: Awaitable[Any]) -> None:
+        """Await `sending` with no direct write to these sockets until it is done."""
+        in_flight = self._in_flight
+        for eio_sid in eio_sids:
+            in_flight[eio_sid] = in_flight.get(eio_sid, 0) + 1
+        try:
+            await sending
+        finally:
+            for eio_sid in eio_sids:
+                left = in_flight[eio_sid] - 1
+                if left:
+                    in_flight[eio_sid] = left
+                else:
+                    del in_flight[eio_sid]
 
     def _cut_if_stalled(self, eio_sid: str) -> bool:
         """Disconnect (in the background) a socket whose backlog is full; True if so."""

@@ -48,8 +48,8 @@ class ListenerOptions:
     connect_timeout_seconds: float = 5.0
     backoff_initial_seconds: float = 0.25
     backoff_max_seconds: float = 30.0
-    # Past this many unhandled items the reader drops announcements and queues one resync
-    # instead: memory stays bounded and clients still converge (they refetch).
+    # Past this many unhandled items the reader drops everything still queued and queues one
+    # resync instead: memory stays bounded and clients still converge (they refetch).
     queue_size: int = 10_000
     batch_size: int = 500
 
@@ -91,12 +91,11 @@ class Listener:
         self._channel = channel
         self._rand = rand
         self._queue: asyncio.Queue[ListenerItem] = asyncio.Queue(self._options.queue_size)
-        self._overflowed = False
         self._conn: ListenConnection | None = None
         self._listening = False
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0
-        self.dropped = 0  # announcements lost to a full queue (each followed by a resync)
+        self.dropped = 0  # announcements lost to a full queue (a resync replaced them)
 
     @property
     def listening(self) -> bool:
@@ -208,13 +207,22 @@ class Listener:
         self._enqueue(announcement)
 
     def _enqueue(self, item: ListenerItem) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            if not self._overflowed:
-                logger.warning("action=listener_queue_full size=%d", self._options.queue_size)
-            self._overflowed = True
+        queue = self._queue
+        if not queue.full():
+            queue.put_nowait(item)
+            return
+        # A resync behind the queued items would need room there is not, and one ahead of them
+        # would be followed by stale events: it replaces them all (clients refetch). What the
+        # dispatcher has already taken is older and goes out first.
+        dropped = 0 if isinstance(item, Resync) else 1
+        while not queue.empty():
+            if not isinstance(queue.get_nowait(), Resync):
+                dropped += 1
+        self.dropped += dropped
+        queue.put_nowait(Resync(reason="overflow"))
+        logger.warning(
+            "action=listener_queue_full size=%d dropped=%d", self._options.queue_size, dropped
+        )
 
     # --- dispatching -------------------------------------------------------------------------
 
@@ -226,11 +234,6 @@ class Listener:
                     batch.append(self._queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
-            if self._overflowed:
-                # Every item dropped came after those already queued: a resync after them covers
-                # whatever was lost.
-                self._overflowed = False
-                batch.append(Resync(reason="overflow"))
             try:
                 await self._sink(batch)
             except Exception:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -16,6 +18,7 @@ from psycopg.rows import DictRow
 from server.db import create_pool
 from server.realtime.broadcaster import Broadcaster
 from server.realtime.events import (
+    CHANNEL,
     BulkAnnouncement,
     ListenerItem,
     Payload,
@@ -47,12 +50,14 @@ class CollectingSink:
         self.batches: list[list[ListenerItem]] = []
         self._changed = asyncio.Condition()
         self.gate: asyncio.Event | None = None
+        self.calls = 0  # batches handed over, the one held at the gate included
 
     @property
     def items(self) -> list[ListenerItem]:
         return [item for batch in self.batches for item in batch]
 
     async def __call__(self, batch: Sequence[ListenerItem]) -> None:
+        self.calls += 1
         if self.gate is not None:
             await self.gate.wait()
         self.batches.append(list(batch))
@@ -220,6 +225,71 @@ async def test_a_full_queue_drops_announcements_for_one_resync_instead_of_blocki
         assert len(rows_of(sink.items)) < 10
         # Every announcement was either handed on or dropped, none both.
         await sink.wait_for(lambda items: len(rows_of(items)) + listener.dropped == 10)
+    finally:
+        await listener.stop()
+
+
+class ScriptedConnection:
+    """A LISTEN connection that announces what the test hands it, when the test does."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.pending: asyncio.Queue[str] = asyncio.Queue()
+        self.info = SimpleNamespace(backend_pid=0)
+
+    async def execute(self, query: object) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def notifies(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - psycopg's signature; one endless window
+    ) -> AsyncIterator[psycopg.Notify]:
+        while True:
+            yield psycopg.Notify(CHANNEL, await self.pending.get(), 0)
+
+
+def row_payload(seq: int) -> str:
+    row_id = f"00000000-0000-4000-8000-{seq:012d}"
+    return json.dumps({"op": "insert", "count": 1, "id": row_id, "seq": seq})
+
+
+async def test_an_overflow_resync_comes_after_every_older_event_and_none_of_them_after_it() -> None:
+    conn = ScriptedConnection()
+
+    async def connect() -> ListenConnection:
+        return cast(ListenConnection, conn)
+
+    sink = CollectingSink()
+    sink.gate = asyncio.Event()
+    # Room for three; the dispatcher hands on two at a time.
+    options = ListenerOptions(queue_size=3, batch_size=2)
+    listener = Listener(connect, sink, options=options)
+    await listener.start()
+    try:
+        conn.pending.put_nowait(row_payload(1))
+        async with asyncio.timeout(WAIT):
+            while sink.calls == 0:  # noqa: ASYNC110 - a counter, not an event
+                await asyncio.sleep(0.001)
+        # 1 is with the sink. 2, 3, 4 fill the queue; 5 does not fit, so 2 to 5 are lost and
+        # one resync takes their place; 6 queues after it.
+        for seq in range(2, 7):
+            conn.pending.put_nowait(row_payload(seq))
+        async with asyncio.timeout(WAIT):
+            while not conn.pending.empty():  # noqa: ASYNC110 - a queue the reader drains
+                await asyncio.sleep(0.001)
+        sink.gate.set()
+        await sink.wait_for(lambda items: Resync(reason="overflow") in items)
+        await asyncio.sleep(0.05)  # whatever else was queued has come too
+        assert [item.seq if isinstance(item, RowAnnouncement) else item for item in sink.items] == [
+            1,
+            Resync(reason="overflow"),
+            6,
+        ]
+        assert listener.dropped == 4
     finally:
         await listener.stop()
 
