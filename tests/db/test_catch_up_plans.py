@@ -4,16 +4,14 @@ indexes, with custom plans and with the generic plan a prepared statement may sw
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 import pytest
 from psycopg.rows import DictRow
 
+from bench.plans import analyze, rows_read, scans
 from server.store._queries import query_sql
 
 Conn = psycopg.Connection[DictRow]
@@ -54,58 +52,11 @@ def history(database_url: str) -> Iterator[dict[str, Any]]:
         db.execute("TRUNCATE leads CASCADE")
 
 
-def prepared(conn: Conn, name: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The named query as the server sends it, turned into PREPARE/EXECUTE text."""
-    order: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) not in order:
-            order.append(match.group(1))
-        return f"${order.index(match.group(1)) + 1}"
-
-    text = re.sub(r"%\((\w+)\)s", number, query_sql(name)).strip().rstrip(";")
-    return text, [params[key] for key in order]
-
-
-def literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime | UUID):
-        return f"'{value}'"
-    raise TypeError(value)
-
-
-def analyze(conn: Conn, name: str, params: dict[str, Any], mode: str) -> dict[str, Any]:
-    text, values = prepared(conn, name, params)
-    conn.execute("SET max_parallel_workers_per_gather = 0")  # as server.db configures the pool
-    conn.execute(f"SET plan_cache_mode = {mode}")
-    conn.execute("DEALLOCATE ALL")
-    conn.execute(f"PREPARE q AS {text}")
-    arguments = ", ".join(literal(v) for v in values)
-    execute = f"EXECUTE q({arguments})" if values else "EXECUTE q"
-    row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}").fetchone()
-    assert row is not None
-    plan: dict[str, Any] = row["QUERY PLAN"][0]
-    return plan
-
-
-def scans(node: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
-    """(node type, relation, rows it returned in all) for every scan of a plan."""
-    if "Relation Name" in node:
-        rows = round(float(node["Actual Rows"]) * float(node["Actual Loops"]))
-        yield node["Node Type"], node["Relation Name"], rows
-    for child in node.get("Plans", []):
-        yield from scans(child)
-
-
 def assert_reads_about(plan: dict[str, Any], rows: int) -> None:
     found = list(scans(plan["Plan"]))
     assert all(kind != "Seq Scan" for kind, _, _ in found), found
     for relation in ("notifications", "notification_transactions"):
-        read = sum(n for _, rel, n in found if rel == relation)
-        assert read <= rows + 2, (relation, read, found)
+        assert rows_read(plan, relation) <= rows + 2, found
 
 
 @pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
@@ -152,6 +103,5 @@ def test_the_unread_count_reads_only_what_came_after_the_fold(
     db: Conn, history: dict[str, Any], mode: str
 ) -> None:
     plan = analyze(db, "notification_unread_count", {}, mode)
-    found = list(scans(plan["Plan"]))
-    assert all(relation != "notifications" for _, relation, _ in found), found
-    assert sum(n for _, rel, n in found if rel == "notification_transactions") == 40
+    assert rows_read(plan, "notifications") == 0
+    assert rows_read(plan, "notification_transactions") == 40
