@@ -50,7 +50,11 @@
   };
 
   // The feed, newest first, keyed by id; the nodes that show it, keyed the same way.
-  const state = { items: [], unread: 0, socket: null, connectedBefore: false, hasOlder: false };
+  // `newestCursor`: where catch-up goes on from (docs/DELIVERY.md): the first row's cursor of
+  // the first page or of the last catch-up page, or the cursor of the last created event.
+  const state = {
+    items: [], unread: 0, socket: null, connectedBefore: false, hasOlder: false, newestCursor: null,
+  };
   const nodes = new Map();
 
   class AuthError extends Error {}
@@ -184,6 +188,7 @@
     try {
       const data = await graphql(FEED, { limit: PAGE_SIZE });
       state.items = [];
+      state.newestCursor = data.getNotifications[0]?.cursor ?? null;
       upsert(data.getNotifications);
       state.hasOlder = data.getNotifications.length === PAGE_SIZE;
       setUnread(data.getUnreadCount);
@@ -222,14 +227,16 @@
     }
   }
 
-  // After a reconnect: what was created meanwhile, newest cursor first, until a short page.
+  // After a reconnect: what committed meanwhile, from the newest cursor held, until a short
+  // page; each page's first row carries the cursor to go on from.
   async function catchUp() {
-    if (state.items.length === 0) {
+    if (state.newestCursor === null) {
       await loadFeed();
       return;
     }
     for (let round = 0; round < 20; round += 1) {
-      const data = await graphql(FEED, { limit: PAGE_SIZE, after: state.items[0].cursor });
+      const data = await graphql(FEED, { limit: PAGE_SIZE, after: state.newestCursor });
+      if (data.getNotifications.length > 0) state.newestCursor = data.getNotifications[0].cursor;
       upsert(data.getNotifications);
       setUnread(data.getUnreadCount);
       render();
@@ -274,6 +281,7 @@
       setConnection(`Reconnecting… (${error.message})`, "down");
     });
     socket.on("notification:created", (notification) => {
+      state.newestCursor = notification.cursor;
       upsert([notification]);
       render();
       describeLead(notification).catch(showError);
