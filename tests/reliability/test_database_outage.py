@@ -26,6 +26,7 @@ from tests.realtime.harness import RecordingClient, ServerProcess, start_server,
 FAST = 8.0  # a request during the outage answers within this (the pool waits 5 s at most)
 RECOVERY = 45.0  # the listener's backoff is capped at 30 s; it is far less for a short outage
 CREATE = 'mutation { createLead(input: {firstName: "Out", lastName: "Age"}) { id } }'
+CATCH_UP = "query($after: String) { getNotifications(after: $after) { relatedLeadId } }"
 
 
 class OwnPostgres:
@@ -98,7 +99,7 @@ async def test_requests_fail_fast_during_an_outage_and_everything_recovers_witho
     async with httpx.AsyncClient(base_url=outage_server.url, timeout=30.0) as http:
         _, body = await timed_create(http)
         assert "errors" not in body, body
-        await client.next_event("notification:created")
+        before_restart = await client.next_event("notification:created")
 
         await asyncio.to_thread(own_postgres.stop)
         try:
@@ -129,4 +130,12 @@ async def test_requests_fail_fast_during_an_outage_and_everything_recovers_witho
         )
         assert created["message"] == "Out Age added to pipeline"
         assert (await http.get("/readyz")).status_code == 200
+        # A cursor from before the restart still stands for what it stood for.
+        caught_up = await http.post(
+            "/graphql",
+            json={"query": CATCH_UP, "variables": {"after": before_restart["cursor"]}},
+            headers={"Authorization": f"Bearer {token()}"},
+        )
+        rows = caught_up.json()["data"]["getNotifications"]
+        assert [row["relatedLeadId"] for row in rows] == [lead_id]
     assert outage_server.process.poll() is None  # the same process throughout
