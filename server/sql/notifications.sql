@@ -78,14 +78,19 @@ SELECT (f.unread
 FROM (SELECT "commitSeq", unread FROM notification_unread_folds
       ORDER BY "commitSeq" DESC LIMIT 1) AS f;
 
+-- name: notification_unread_fold_lock()^
+-- One folder at a time, in its own statement: the fold's snapshot is then taken after the lock,
+-- so it sees the fold of whoever held it before (same fold twice would be a duplicate key).
+SELECT pg_try_advisory_xact_lock(4352631887302) AS locked;
+
 -- name: notification_unread_fold()^
 -- Adds the transactions committed since the newest fold into a new fold, then drops what it
 -- replaces: older folds, and the rows of transactions that inserted nothing (catch-up never
--- needs them). Readers with older snapshots still see what they need (MVCC). One folder at a
--- time (the try-lock); nothing here is locked by a writer, so writers never wait for it.
+-- needs them). Readers with older snapshots still see what they need (MVCC). Run after
+-- notification_unread_fold_lock in the same transaction; nothing here is locked by a writer,
+-- so writers never wait for it.
 WITH latest AS (
     SELECT "commitSeq", unread FROM notification_unread_folds
-    WHERE (SELECT pg_try_advisory_xact_lock(4352631887302))
     ORDER BY "commitSeq" DESC LIMIT 1
 ), pending AS (
     SELECT max(t."commitSeq") AS upto, sum(t."unreadDelta") AS delta
@@ -95,6 +100,7 @@ WITH latest AS (
     INSERT INTO notification_unread_folds ("commitSeq", unread)
     SELECT pending.upto, latest.unread + pending.delta FROM latest, pending
     WHERE pending.upto IS NOT NULL
+    ON CONFLICT DO NOTHING
     RETURNING "commitSeq"
 ), spent AS (
     DELETE FROM notification_transactions AS t

@@ -129,6 +129,9 @@ async def notification_mark_read(conn: Connection, *, id: UUID) -> NotificationR
 async def notification_unread_fold(conn: Connection) -> int | None:
     """Fold the transactions committed since the last fold; the commitSeq folded through, or
     None when there was nothing to fold or another process was folding."""
+    lock = await fetch_one(conn, "notification_unread_fold_lock")
+    if lock is None or not lock["locked"]:
+        return None
     row = await fetch_one(conn, "notification_unread_fold")
     return None if row is None or row["foldedThrough"] is None else int(row["foldedThrough"])
 

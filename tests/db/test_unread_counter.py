@@ -3,6 +3,7 @@ and keeping it never makes one writer wait for another, fail to serialise, or de
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from psycopg.rows import DictRow, dict_row
 
 from server.store._queries import query_sql
+from server.store.notifications import notification_unread_fold
 
 Conn = psycopg.Connection[DictRow]
 
@@ -319,3 +321,26 @@ def _scans(node: dict[str, Any]) -> Iterator[tuple[str, int]]:
         yield relation, round(float(node["Actual Rows"]) * float(node["Actual Loops"]))
     for child in node.get("Plans", []):
         yield from _scans(child)
+
+
+async def test_folders_in_several_processes_never_collide(
+    committed_db: Conn, database_url: str
+) -> None:
+    """Each server process folds; two folds at once must not compute the same fold twice."""
+
+    async def folder() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            database_url, row_factory=dict_row
+        ) as conn:
+            for _ in range(40):
+                await notification_unread_fold(conn)
+                await conn.commit()
+
+    async def writer() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            for _ in range(60):
+                await conn.execute(LEAD)
+
+    await asyncio.gather(writer(), folder(), folder(), folder())
+    fold(committed_db)
+    assert counted(committed_db) == actual(committed_db) == 60
