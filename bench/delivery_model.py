@@ -38,8 +38,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,9 +52,8 @@ import httpx
 import psycopg
 import socketio
 
-from bench.harness import SECRET, PostgresServer, free_port, log
+from bench.harness import SECRET, PostgresServer, ServerProcess, log, spawn
 from server.auth import issue_token
-from server.settings import PROJECT_ROOT
 
 SEED_ENV = "DELIVERY_MODEL_SEED"
 
@@ -190,31 +187,11 @@ class Report:
 # --- server processes ------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+Server = ServerProcess
 
 
 def spawn_server(name: str, database_url: str, log_dir: Path) -> Server:
     """`python -m server serve` the way tests/realtime/harness.py starts it (production mode)."""
-    port = free_port()
-    log_path = log_dir / f"{name}-{port}.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -224,16 +201,7 @@ def spawn_server(name: str, database_url: str, log_dir: Path) -> Server:
         # A line per request would cost the two small cores more than the servers' real work.
         "LOG_LEVEL": "WARNING",
     }
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    return Server(name, process, port, log_path)
+    return spawn(name, [sys.executable, "-m", "server", "serve"], env, log_dir)
 
 
 async def wait_ready(server: Server, http: httpx.AsyncClient) -> None:

@@ -220,7 +220,8 @@ def _wait_ready(server: ServerProcess, path: str) -> None:
     raise RuntimeError(f"{server.name} not ready within {READY_WITHIN}s; see {server.log_path}")
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> ServerProcess:
+def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> ServerProcess:
+    """`command --port <free port>`, its output in `log_dir`; not waited for."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
@@ -247,7 +248,7 @@ def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[Se
         "CORS_ORIGINS": "http://localhost:3000",
         # Per-connection and per-request log lines are the server's normal cost; keep them.
     }
-    server = _spawn(
+    server = spawn(
         f"app-w{workers}",
         [sys.executable, "-m", "server", "serve", "--workers", str(workers)],
         env,
@@ -268,7 +269,7 @@ def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[Se
 
 @contextlib.contextmanager
 def bare_server(log_dir: Path) -> Iterator[ServerProcess]:
-    server = _spawn("bare", [sys.executable, "-m", "bench.bare_server"], dict(os.environ), log_dir)
+    server = spawn("bare", [sys.executable, "-m", "bench.bare_server"], dict(os.environ), log_dir)
     try:
         _wait_ready(server, "/readyz")
         yield server
