@@ -893,6 +893,12 @@ class Connection:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self.sio.disconnect()
+        # engine.io closes its aiohttp session only on a disconnect that runs to its end (not
+        # one cut by the timeout, or after the server dropped us): close it whatever happened.
+        http = self.sio.eio.http
+        if http is not None and not http.closed:
+            with contextlib.suppress(Exception):
+                await http.close()
 
     def on_disconnect(self, *_reason: Any) -> None:
         if not self.closing:

@@ -209,8 +209,18 @@ class RecordingClient:
         return next(data for data in self.named(name) if where(data))
 
     async def close(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
+        await close_client(self.sio)
+
+
+async def close_client(sio: socketio.AsyncClient) -> None:
+    """Disconnect if connected, and close engine.io's aiohttp session in any case: a client
+    whose connect was refused, or that the server dropped, keeps it open, and the session's
+    ResourceWarning would then fail whichever later test the garbage collector runs in."""
+    if sio.connected:
+        await sio.disconnect()
+    http = sio.eio.http
+    if http is not None and not http.closed:
+        await http.close()
 
 
 def insert_lead(

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.realtime.sio import SOCKET_MAX_MESSAGE_BYTES
-from tests.realtime.harness import ServerProcess, eventually, token
+from tests.realtime.harness import ServerProcess, close_client, eventually, token
 
 BOUND = 5.0  # seconds: what a good client may wait, whatever the others do
 
@@ -74,8 +74,7 @@ async def timed_clients() -> AsyncIterator[list[TimedClient]]:
         yield made
     finally:
         for client in made:
-            if client.sio.connected:
-                await client.sio.disconnect()
+            await close_client(client.sio)
 
 
 async def until_closed(ws: ClientConnection) -> None:
