@@ -498,6 +498,29 @@ COMMENT ON TABLE public.notification_unread_folds IS 'Unread notifications count
 
 
 --
+-- Name: notification_unread_counts; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.notification_unread_counts AS
+ SELECT (0)::smallint AS slot,
+    ((unread)::numeric + COALESCE(( SELECT sum(t."unreadDelta") AS sum
+           FROM public.notification_transactions t
+          WHERE (t."commitSeq" > f."commitSeq")), (0)::numeric)) AS unread
+   FROM ( SELECT notification_unread_folds."commitSeq",
+            notification_unread_folds.unread
+           FROM public.notification_unread_folds
+          ORDER BY notification_unread_folds."commitSeq" DESC
+         LIMIT 1) f;
+
+
+--
+-- Name: VIEW notification_unread_counts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.notification_unread_counts IS 'Deprecated: the unread count for servers before 20261201000100; use notification_unread_count.';
+
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
 --
 

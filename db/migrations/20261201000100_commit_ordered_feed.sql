@@ -232,6 +232,16 @@ $$;
 DROP TRIGGER _800_reset_unread_counts ON notifications;
 DROP FUNCTION tg_notifications__reset_unread_counts();
 DROP TABLE notification_unread_counts;
+-- For the previous release's processes during a rolling deploy: they sum this "table". The
+-- count here is the new one, exact. Drop it in a later release.
+CREATE VIEW notification_unread_counts AS
+SELECT 0::smallint AS slot,
+       f.unread + coalesce((SELECT sum(t."unreadDelta") FROM notification_transactions AS t
+                            WHERE t."commitSeq" > f."commitSeq"), 0) AS unread
+FROM (SELECT "commitSeq", unread FROM notification_unread_folds
+      ORDER BY "commitSeq" DESC LIMIT 1) AS f;
+COMMENT ON VIEW notification_unread_counts IS
+    'Deprecated: the unread count for servers before 20261201000100; use notification_unread_count.';
 
 CREATE CONSTRAINT TRIGGER _100_stamp_commit AFTER INSERT ON notification_transactions
     DEFERRABLE INITIALLY DEFERRED
@@ -242,6 +252,7 @@ CREATE TRIGGER _900_announce_truncate AFTER TRUNCATE ON notifications
 -- migrate:down
 DROP TRIGGER _900_announce_truncate ON notifications;
 DROP FUNCTION tg_notifications__announce_truncate();
+DROP VIEW notification_unread_counts;
 
 CREATE TABLE notification_unread_counts (
     slot smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 15),
