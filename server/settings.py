@@ -14,6 +14,7 @@ AppEnv = Literal["development", "production"]
 LogFormat = Literal["json", "text"]
 SOCKETIO_TRANSPORT_NAMES = ("polling", "websocket")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_JWT_SECRET_BYTES = 32  # HS256's hash size: a shorter key is weaker than the signature
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
@@ -242,6 +243,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
         jwt_secret = _development_secret()
         generated = True
+    elif app_env != "development" and len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+        # HS256 with a short key: anyone holding one token can guess the key offline.
+        raise SettingsError(
+            f"JWT_SECRET is {len(jwt_secret.encode())} bytes; production needs at least "
+            f"{MIN_JWT_SECRET_BYTES} random bytes, since a short HS256 key can be guessed "
+            "offline from any token (make one: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
 
     origins = tuple(
         origin.strip()

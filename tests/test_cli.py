@@ -34,7 +34,11 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Comp
 
 
 def production_env(database_url: str) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "JWT_SECRET": "cli-tests-secret", "APP_ENV": "production"}
+    return {
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": "cli-tests-secret-long-enough-for-hs256",
+        "APP_ENV": "production",
+    }
 
 
 def test_create_user_reads_the_password_from_stdin_and_stores_an_argon2id_hash(
@@ -91,11 +95,30 @@ def test_serve_outside_development_without_jwt_secret_stops_with_a_clear_message
     assert "JWT_SECRET is required outside development" in result.stderr
 
 
+def test_serve_in_production_with_a_short_jwt_secret_stops_and_says_how_to_make_one() -> None:
+    short = "s" * 31
+    result = run_cli(
+        "serve", env={"DATABASE_URL": "postgresql://nowhere.invalid/crm", "JWT_SECRET": short}
+    )
+
+    assert result.returncode == 2
+    assert "JWT_SECRET is 31 bytes; production needs at least 32" in result.stderr
+    assert "secrets.token_urlsafe" in result.stderr
+    assert short not in result.stderr  # the secret itself is never printed
+
+
+@pytest.mark.parametrize("secret", ["k" * 32, "ключ" * 4])  # 32 bytes, in ASCII and in UTF-8
+def test_a_32_byte_jwt_secret_is_enough_and_development_takes_any(secret: str) -> None:
+    production = {"DATABASE_URL": "postgresql:///crm", "JWT_SECRET": secret}
+    assert load_settings(production).jwt_secret == secret
+    assert load_settings({"APP_ENV": "development", "JWT_SECRET": "short"}).jwt_secret == "short"
+
+
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
         ({}, True),  # embedded database, development
-        ({"APP_ENV": "production", "JWT_SECRET": "x"}, False),
+        ({"APP_ENV": "production", "JWT_SECRET": "x" * 32}, False),
         ({"DATABASE_URL": "postgresql:///crm"}, False),  # production by default
         ({"DATABASE_URL": "postgresql:///crm", "APP_ENV": "development"}, False),
     ],
@@ -103,7 +126,7 @@ def test_serve_outside_development_without_jwt_secret_stops_with_a_clear_message
 def test_the_development_user_is_created_only_on_the_embedded_development_database(
     environ: dict[str, str], expected: bool
 ) -> None:
-    settings = load_settings({"JWT_SECRET": "test-secret", **environ})
+    settings = load_settings({"JWT_SECRET": "test-secret-that-is-long-enough-hs256", **environ})
 
     assert creates_development_user(settings) is expected
 
