@@ -34,7 +34,7 @@ from psycopg import sql
 
 from bench.harness import RESULTS_DIR, PostgresServer, log, with_database
 from bench.triggers import COMMIT_VARIANTS, SCRIPT, _drain_notifications, _pgbench
-from server.migrate import MigrationError, dbmate_command
+from server.migrate import run_dbmate
 from server.settings import PROJECT_ROOT
 
 SIDES = ("old", "new")
@@ -72,11 +72,7 @@ def database_migrated_from(postgres: PostgresServer, migrations: Path) -> Iterat
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_database(postgres.admin_url, name)
     try:
-        command = dbmate_command(url, "up")  # --no-dump-schema included
-        command[command.index("--migrations-dir") + 1] = str(migrations)
-        result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise MigrationError(f"dbmate up ({migrations}) failed:\n{result.stderr.strip()}")
+        run_dbmate(url, ["up"], migrations_dir=migrations)
         yield url
     finally:
         with psycopg.connect(postgres.admin_url, autocommit=True) as conn:

@@ -145,6 +145,7 @@ def command_psql(settings: Settings, args: argparse.Namespace) -> int:
     """Open psql on the configured database (the shipped psql when none is on PATH)."""
     import shutil
 
+    from server.database_url import password, without_password
     from server.embedded_postgres import client_bin_dir
 
     url, _ = _database_url(settings)
@@ -153,6 +154,11 @@ def command_psql(settings: Settings, args: argparse.Namespace) -> int:
     if psql is None:
         print("psql: not found", file=sys.stderr)
         return 1
+    # The password goes in psql's environment, not its arguments (server/database_url.py).
+    secret = password(url)
+    if secret is not None:
+        os.environ["PGPASSWORD"] = secret
+    url = without_password(url)
     if settings.uses_embedded_database:
         # Keep the embedded server up while psql runs: this process owns it.
         import subprocess
@@ -306,8 +312,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.logs import log_config
 
     logging.config.dictConfig(log_config(settings))
+    from server.migrate import MigrationError
+
     handler = args.handler
-    result: int = handler(settings, args)
+    try:
+        result: int = handler(settings, args)
+    except MigrationError as exc:  # an unreachable database or a failed migration: no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return result
 
 
