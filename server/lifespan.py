@@ -48,7 +48,7 @@ def lifespan_for(
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = create_pool(database_url)
+        pool = create_pool(database_url, timeouts=settings.database_timeouts)
         await pool.open(wait=True, timeout=10.0)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(pool.close)

@@ -61,6 +61,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class DatabaseTimeouts:
+    """Per-session limits of the server's pool (DB_*_TIMEOUT): no request waits for ever."""
+
+    statement_seconds: int = 10
+    lock_seconds: int = 5
+    idle_in_transaction_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     app_env: AppEnv
     host: str
@@ -81,6 +90,7 @@ class Settings:
     log_format: LogFormat | None = None
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
+    database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
 
     @property
     def is_development(self) -> bool:
@@ -274,4 +284,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=parse_log_format(env.get("LOG_FORMAT")),
         log_level=parse_log_level(env.get("LOG_LEVEL")),
         limits=load_limits(env),
+        database_timeouts=load_database_timeouts(env),
+    )
+
+
+def load_database_timeouts(env: Mapping[str, str]) -> DatabaseTimeouts:
+    """DB_STATEMENT_TIMEOUT, DB_LOCK_TIMEOUT, DB_IDLE_IN_TRANSACTION_TIMEOUT: durations."""
+    defaults = DatabaseTimeouts()
+
+    def seconds(name: str, default: int) -> int:
+        text = env.get(name)
+        return parse_duration(text, name=name) if text else default
+
+    return DatabaseTimeouts(
+        statement_seconds=seconds("DB_STATEMENT_TIMEOUT", defaults.statement_seconds),
+        lock_seconds=seconds("DB_LOCK_TIMEOUT", defaults.lock_seconds),
+        idle_in_transaction_seconds=seconds(
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT", defaults.idle_in_transaction_seconds
+        ),
     )

@@ -7,12 +7,14 @@ from ariadne import MutationType
 from server.errors import NotFound
 from server.graphql.context import Info, RequestContext
 from server.graphql.inputs import required_text
+from server.graphql.retry import retried_when_aborted
 from server.store.comments import CommentRow, comment_insert
 
 mutation = MutationType()
 
 
 @mutation.field("addComment")
+@retried_when_aborted
 async def resolve_add_comment(_obj: None, info: Info, leadId: int, body: str) -> CommentRow:
     ctx: RequestContext = info.context
     text = required_text(body, name="body")

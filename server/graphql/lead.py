@@ -12,6 +12,7 @@ from ariadne import MutationType, QueryType
 from server.errors import BadInput, NotFound
 from server.graphql.context import Info, RequestContext
 from server.graphql.inputs import offset_value, page_size, required_text
+from server.graphql.retry import retried_when_aborted
 from server.store.leads import (
     LeadChanges,
     LeadRow,
@@ -47,6 +48,7 @@ async def resolve_lead(_obj: None, info: Info, id: int) -> LeadRow | None:
 
 
 @mutation.field("createLead")
+@retried_when_aborted
 async def resolve_create_lead(_obj: None, info: Info, input: dict[str, Any]) -> LeadRow:
     ctx: RequestContext = info.context
     status = input.get("status")
@@ -66,6 +68,7 @@ async def resolve_create_lead(_obj: None, info: Info, input: dict[str, Any]) -> 
 
 
 @mutation.field("updateLead")
+@retried_when_aborted
 async def resolve_update_lead(_obj: None, info: Info, id: int, input: dict[str, Any]) -> LeadRow:
     ctx: RequestContext = info.context
     changes: dict[str, Any] = {}
@@ -84,6 +87,7 @@ async def resolve_update_lead(_obj: None, info: Info, id: int, input: dict[str, 
 
 
 @mutation.field("deleteLead")
+@retried_when_aborted
 async def resolve_delete_lead(_obj: None, info: Info, id: int) -> bool:
     ctx: RequestContext = info.context
     async with ctx.connection() as conn:

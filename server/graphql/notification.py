@@ -10,6 +10,7 @@ from server.cursors import decode_cursor
 from server.errors import BadInput, NotFound
 from server.graphql.context import Info, RequestContext
 from server.graphql.inputs import page_size, uuid_id
+from server.graphql.retry import retried_when_aborted
 from server.serialization import notification_cursor
 from server.store.leads import LeadRow
 from server.store.notifications import (
@@ -67,6 +68,7 @@ async def resolve_get_unread_count(_obj: None, info: Info) -> int:
 
 
 @mutation.field("markAsRead")
+@retried_when_aborted
 async def resolve_mark_as_read(_obj: None, info: Info, id: str) -> NotificationRow:
     ctx: RequestContext = info.context
     notification_id = uuid_id(id)
@@ -78,6 +80,7 @@ async def resolve_mark_as_read(_obj: None, info: Info, id: str) -> NotificationR
 
 
 @mutation.field("markAllAsRead")
+@retried_when_aborted
 async def resolve_mark_all_as_read(_obj: None, info: Info) -> int:
     ctx: RequestContext = info.context
     async with ctx.connection() as conn:
@@ -85,6 +88,7 @@ async def resolve_mark_all_as_read(_obj: None, info: Info) -> int:
 
 
 @mutation.field("deleteNotification")
+@retried_when_aborted
 async def resolve_delete_notification(_obj: None, info: Info, id: str) -> bool:
     ctx: RequestContext = info.context
     notification_id = uuid_id(id)

@@ -7,12 +7,14 @@ from ariadne import MutationType
 from server.errors import NotFound
 from server.graphql.context import Info, RequestContext
 from server.graphql.inputs import required_text
+from server.graphql.retry import retried_when_aborted
 from server.store.tasks import TaskRow, task_complete, task_insert
 
 mutation = MutationType()
 
 
 @mutation.field("createTask")
+@retried_when_aborted
 async def resolve_create_task(_obj: None, info: Info, leadId: int, title: str) -> TaskRow:
     ctx: RequestContext = info.context
     text = required_text(title, name="title")
@@ -24,6 +26,7 @@ async def resolve_create_task(_obj: None, info: Info, leadId: int, title: str) -
 
 
 @mutation.field("completeTask")
+@retried_when_aborted
 async def resolve_complete_task(_obj: None, info: Info, id: int) -> TaskRow:
     ctx: RequestContext = info.context
     async with ctx.connection() as conn:
