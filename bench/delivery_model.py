@@ -52,7 +52,7 @@ import httpx
 import psycopg
 import socketio
 
-from bench.harness import SECRET, PostgresServer, ServerProcess, log, spawn
+from bench.harness import SECRET, PostgresServer, ServerProcess, ensure_token_user, log, spawn
 from server.auth import issue_token
 
 SEED_ENV = "DELIVERY_MODEL_SEED"
@@ -98,9 +98,12 @@ def default_seed() -> int:
     return int(configured) if configured else secrets.randbelow(2**31)
 
 
+MODEL_USER_ID = "00000000-0000-4000-8000-00000000d0d0"
+
+
 def token_for(email: str) -> str:
     return issue_token(
-        user_id="00000000-0000-4000-8000-00000000d0d0",
+        user_id=MODEL_USER_ID,
         email=email,
         secret=SECRET,
         expires_in_seconds=6 * 3600,
@@ -1545,6 +1548,7 @@ class Coordinator:
 
 async def run_model(config: ModelConfig, database_url: str, log_dir: Path) -> Report:
     """Start two servers on `database_url` (migrated), run the model, stop everything."""
+    ensure_token_user(database_url, MODEL_USER_ID, "model@model.test")
     report = Report(config, log_dir=log_dir)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with (

@@ -39,9 +39,23 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+BENCH_USER_ID = "00000000-0000-4000-8000-00000000b0b0"
+
+
+def ensure_token_user(database_url: str, user_id: str, email: str) -> None:
+    """The user a benchmark's tokens are signed for: a token whose user does not exist (or was
+    deleted) is refused. It cannot sign in (no password hashes to 'no sign-in')."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO users (id, email, "passwordHash") VALUES (%s, %s, 'no sign-in')
+               ON CONFLICT DO NOTHING""",
+            (user_id, email),
+        )
+
+
 def bench_token() -> str:
     return issue_token(
-        user_id="00000000-0000-4000-8000-00000000b0b0",
+        user_id=BENCH_USER_ID,
         email="bench@example.com",
         secret=SECRET,
         expires_in_seconds=3600,
@@ -240,6 +254,7 @@ def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> 
 @contextlib.contextmanager
 def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[ServerProcess]:
     """`python -m server serve --workers N`: the production entry point, on `database_url`."""
+    ensure_token_user(database_url, BENCH_USER_ID, "bench@example.com")
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -247,6 +262,8 @@ def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[Se
         "JWT_SECRET": SECRET,
         "CORS_ORIGINS": "http://localhost:3000",
         # Per-connection and per-request log lines are the server's normal cost; keep them.
+        # Every benchmark client comes from 127.0.0.1: lift the per-address cap (default 50).
+        "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
     }
     server = spawn(
         f"app-w{workers}",

@@ -306,6 +306,24 @@ $$;
 
 
 --
+-- Name: tg_users__announce_revocation(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_users__announce_revocation() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pg_notify('user_revocations', '*');
+    ELSE
+        PERFORM pg_notify('user_revocations', OLD.id::text);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: tg_users__normalize_email(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -314,6 +332,20 @@ CREATE FUNCTION public.tg_users__normalize_email() RETURNS trigger
     AS $$
 BEGIN
     NEW.email := lower(btrim(NEW.email));
+    RETURN NEW;
+END;
+$$;
+
+
+--
+-- Name: tg_users__revoke_tokens(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tg_users__revoke_tokens() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW."tokensValidAfter" := clock_timestamp();
     RETURN NEW;
 END;
 $$;
@@ -568,6 +600,7 @@ CREATE TABLE public.users (
     "passwordHash" text NOT NULL,
     "createdAt" timestamp with time zone DEFAULT now() NOT NULL,
     "updatedAt" timestamp with time zone DEFAULT now() NOT NULL,
+    "tokensValidAfter" timestamp with time zone,
     CONSTRAINT users_email_check CHECK (((email <> ''::text) AND (email = lower(email))))
 );
 
@@ -758,6 +791,13 @@ CREATE TRIGGER _200_normalize_email BEFORE INSERT OR UPDATE OF email ON public.u
 
 
 --
+-- Name: users _200_revoke_tokens; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _200_revoke_tokens BEFORE UPDATE OF "passwordHash" ON public.users FOR EACH ROW WHEN ((old."passwordHash" IS DISTINCT FROM new."passwordHash")) EXECUTE FUNCTION public.tg_users__revoke_tokens();
+
+
+--
 -- Name: comments _500_notify_added; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -804,6 +844,27 @@ CREATE TRIGGER _900_announce_delete AFTER DELETE ON public.notifications REFEREN
 --
 
 CREATE TRIGGER _900_announce_insert AFTER INSERT ON public.notifications REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.tg_notifications__announce();
+
+
+--
+-- Name: users _900_announce_revocation_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_revocation_delete AFTER DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION public.tg_users__announce_revocation();
+
+
+--
+-- Name: users _900_announce_revocation_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_revocation_truncate AFTER TRUNCATE ON public.users FOR EACH STATEMENT EXECUTE FUNCTION public.tg_users__announce_revocation();
+
+
+--
+-- Name: users _900_announce_revocation_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER _900_announce_revocation_update AFTER UPDATE OF "passwordHash" ON public.users FOR EACH ROW WHEN ((old."passwordHash" IS DISTINCT FROM new."passwordHash")) EXECUTE FUNCTION public.tg_users__announce_revocation();
 
 
 --
@@ -860,4 +921,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261126000200'),
     ('20261127000100'),
     ('20261127000200'),
-    ('20261201000100');
+    ('20261201000100'),
+    ('20261201000200');

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from server.graphql import graphql_routes
 from server.lifespan import AppState, lifespan_for
 from server.metrics import metrics_endpoint
+from server.realtime.admission import refusal_status
 from server.realtime.listener import ListenerOptions
 from server.realtime.sio import SocketGateway
 from server.request_context import RequestIdMiddleware
@@ -71,7 +72,8 @@ def create_app(
             settings, database_url, gateway=gateway, listener_options=listener_options
         ),
     )
-    return RequestIdMiddleware(socketio.ASGIApp(gateway.sio, other_asgi_app=http))
+    # refusal_status: a handshake over the connection caps gets 429/503, not engine.io's 401.
+    return RequestIdMiddleware(refusal_status(socketio.ASGIApp(gateway.sio, other_asgi_app=http)))
 
 
 def create_app_from_environment() -> ASGIApp:

@@ -20,6 +20,7 @@ from server.metrics import pool_gauges
 from server.realtime.listener import ListenerOptions
 from server.realtime.runtime import Realtime, running_realtime
 from server.realtime.sio import SocketGateway
+from server.revocation import Revocations, database_loader
 from server.settings import Settings
 from server.throttle import LoginThrottle
 
@@ -32,6 +33,9 @@ class AppState:
     pool: AsyncConnectionPool[Connection]
     # The LISTEN loop and Socket.IO; None only for an app built without them.
     realtime: Realtime | None = None
+    # Per process: which users' tokens still work (server/revocation.py). Without the realtime
+    # side nothing announces revocations, so it is never trusted and every check reads the table.
+    revocations: Revocations | None = None
     # Per process, in memory (see server/throttle.py for why).
     login_throttle: LoginThrottle = field(init=False)
 
@@ -53,6 +57,7 @@ def lifespan_for(
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(pool.close)
             realtime = None
+            revocations = Revocations(database_loader(pool))
             if gateway is not None:
                 realtime = await stack.enter_async_context(
                     running_realtime(
@@ -61,10 +66,13 @@ def lifespan_for(
                         database_url=database_url,
                         pool=pool,
                         options=listener_options,
+                        revocations=revocations,
                     )
                 )
             await stack.enter_async_context(pool_gauges(pool))
-            app.state.crm = AppState(settings=settings, pool=pool, realtime=realtime)
+            app.state.crm = AppState(
+                settings=settings, pool=pool, realtime=realtime, revocations=revocations
+            )
             logger.info("action=startup env=%s", settings.app_env)
             yield
             logger.info("action=shutdown")

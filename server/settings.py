@@ -58,6 +58,10 @@ class Limits:
     login_max_failures_per_email_and_address: int = 5
     login_max_failures_per_email: int = 50
     login_max_failures_per_address: int = 20
+    # argon2id runs (64 MiB each) at once (LOGIN_HASH_CONCURRENCY, about one per core) and
+    # sign-ins allowed to wait for one (LOGIN_HASH_QUEUE); beyond, the answer is "busy" at once.
+    login_hash_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    login_hash_queue: int = 32
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Settings:
     log_format: LogFormat | None = None
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
+    socket_limits: SocketLimits = field(default_factory=lambda: SocketLimits())
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
 
     @property
@@ -197,6 +202,49 @@ def load_limits(env: Mapping[str, str]) -> Limits:
             env.get("LOGIN_MAX_FAILURES_PER_ADDRESS"),
             defaults.login_max_failures_per_address,
         ),
+        login_hash_concurrency=parse_positive_int(
+            "LOGIN_HASH_CONCURRENCY",
+            env.get("LOGIN_HASH_CONCURRENCY"),
+            defaults.login_hash_concurrency,
+        ),
+        login_hash_queue=parse_positive_int(
+            "LOGIN_HASH_QUEUE", env.get("LOGIN_HASH_QUEUE"), defaults.login_hash_queue
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """Engine.io connections one process keeps (server/realtime/admission.py)."""
+
+    # SOCKETIO_CONNECT_TIMEOUT: a connection that has not joined the namespace by then is closed
+    # (Socket.IO's own server: connectTimeout, 45 s); a refused CONNECT closes it at once.
+    connect_timeout_seconds: int = 45
+    # SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS / SOCKETIO_MAX_CONNECTIONS: open engine.io
+    # connections per client address and in all; a handshake beyond gets 429 / 503.
+    max_per_address: int = 50
+    max_total: int = 10_000
+
+
+def load_socket_limits(env: Mapping[str, str]) -> SocketLimits:
+    defaults = SocketLimits()
+    timeout = env.get("SOCKETIO_CONNECT_TIMEOUT")
+    return SocketLimits(
+        connect_timeout_seconds=(
+            parse_duration(timeout, name="SOCKETIO_CONNECT_TIMEOUT")
+            if timeout
+            else defaults.connect_timeout_seconds
+        ),
+        max_per_address=parse_positive_int(
+            "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS",
+            env.get("SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS"),
+            defaults.max_per_address,
+        ),
+        max_total=parse_positive_int(
+            "SOCKETIO_MAX_CONNECTIONS",
+            env.get("SOCKETIO_MAX_CONNECTIONS"),
+            defaults.max_total,
+        ),
     )
 
 
@@ -284,6 +332,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=parse_log_format(env.get("LOG_FORMAT")),
         log_level=parse_log_level(env.get("LOG_LEVEL")),
         limits=load_limits(env),
+        socket_limits=load_socket_limits(env),
         database_timeouts=load_database_timeouts(env),
     )
 

@@ -23,6 +23,12 @@ from server.migrate import run_dbmate
 from server.settings import DATA_DIR
 
 APP_TABLES = ("users", "leads", "tasks", "comments", "notifications")
+# The user of the realtime harness's token() (tests/realtime/harness.py), which start_server
+# creates: tokens of users that do not exist are refused (server/revocation.py). It survives the
+# emptying of the tables, and users are deleted row by row, not truncated: a TRUNCATE of users
+# announces that every user's tokens ended, and every server would drop every socket, possibly
+# one the next test has just opened.
+TOKEN_USER_ID = "00000000-0000-4000-8000-000000000001"
 
 
 def with_database(url: str, name: str) -> str:
@@ -96,7 +102,9 @@ def db(database_url: str) -> Iterator[psycopg.Connection[DictRow]]:
 
 def truncate_app_tables(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
+        truncated = [table for table in APP_TABLES if table != "users"]
+        conn.execute(f"TRUNCATE {', '.join(truncated)} RESTART IDENTITY CASCADE")
+        conn.execute("DELETE FROM users WHERE id <> %s", (TOKEN_USER_ID,))
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from starlette.requests import Request
 
 from server import db
 from server.auth import Claims, bearer_token, decode_token
-from server.errors import Unauthenticated
+from server.errors import DomainError, Unauthenticated
 from server.lifespan import AppState
 from server.request_context import request_id_var
+from server.revocation import Revocations
 from server.settings import Settings
 from server.store.leads import LeadRow, leads_by_ids
 from server.throttle import LoginThrottle
@@ -28,8 +29,10 @@ class RequestContext:
     pool: db.Pool
     request_id: str
     login_throttle: LoginThrottle
+    revocations: Revocations | None = None
     lead_loader: DataLoader[int, LeadRow | None] = field(init=False)
     _claims: Claims | None = field(default=None, init=False)
+    _refusal: DomainError | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # One loader per request: its cache never outlives the request, so no stale reads.
@@ -48,13 +51,30 @@ class RequestContext:
         client = self.request.client
         return client.host if client is not None else "unknown"
 
+    async def authenticate(self) -> None:
+        """Verify the token, if any, before execution: signature and expiry, then whether its
+        user still exists and has not changed password since (server/revocation.py; usually a
+        cache hit, no query). A failure is kept, not raised: only the fields that need a
+        caller raise it (`claims()`), so `login` works whatever header comes with it."""
+        token = bearer_token(self.request.headers.get("authorization"))
+        if token is None:
+            return
+        try:
+            claims = decode_token(token, self.settings.jwt_secret)
+            if self.revocations is not None:
+                await self.revocations.check(claims)
+        except DomainError as exc:
+            self._refusal = exc
+            return
+        self._claims = claims
+
     def claims(self) -> Claims:
-        """The caller's verified token claims, or Unauthenticated."""
+        """The caller's verified token claims, or Unauthenticated (DatabaseUnavailable when the
+        database could not say whether the token was revoked)."""
         if self._claims is None:
-            token = bearer_token(self.request.headers.get("authorization"))
-            if token is None:
-                raise Unauthenticated("authentication required")
-            self._claims = decode_token(token, self.settings.jwt_secret)
+            if self._refusal is not None:
+                raise self._refusal
+            raise Unauthenticated("authentication required")
         return self._claims
 
     async def _load_leads(self, ids: list[int]) -> list[LeadRow | None]:
@@ -64,15 +84,18 @@ class RequestContext:
         return [by_id.get(lead_id) for lead_id in ids]
 
 
-def context_for_request(request: Request, _data: Any) -> RequestContext:
+async def context_for_request(request: Request, _data: Any) -> RequestContext:
     state: AppState = request.app.state.crm
-    return RequestContext(
+    context = RequestContext(
         request=request,
         settings=state.settings,
         pool=state.pool,
         request_id=request_id_var.get(),
         login_throttle=state.login_throttle,
+        revocations=state.revocations,
     )
+    await context.authenticate()
+    return context
 
 
 # What resolvers receive as `info`: its `.context` is a RequestContext.

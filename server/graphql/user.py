@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from uuid import UUID
 
 from ariadne import MutationType, QueryType
 
-from server.auth import issue_token, verify_password
+from server.auth import issue_token
 from server.errors import Unauthenticated
 from server.graphql.context import Info, RequestContext
 from server.store.users import UserRow, user_by_email, user_by_id
@@ -41,19 +40,25 @@ async def resolve_login(_obj: None, info: Info, input: dict[str, Any]) -> dict[s
     email: str = input["email"]
     password: str = input["password"]
     address = ctx.client_address
-    # Before the database and argon2: a refused attempt costs neither, and does not count.
-    ctx.login_throttle.check(email, address)
-    async with ctx.connection() as conn:
-        user = await user_by_email(conn, email=email)
-    # Outside the connection block: the pool connection is not held while argon2 works, and the
-    # hash runs in a thread so it does not stall the event loop. An unknown email is still
-    # checked against a dummy hash, so both failures take the same time.
-    password_hash = user["passwordHash"] if user is not None else None
-    matches = await asyncio.to_thread(verify_password, password_hash, password)
+    # Before the database and argon2, and counted at once as a failure: a refused attempt costs
+    # neither and does not count, and concurrent attempts are counted as they arrive, so a burst
+    # gets no more passwords checked than the ceiling allows (server/throttle.py).
+    attempt = ctx.login_throttle.reserve(email, address)
+    try:
+        async with ctx.connection() as conn:
+            user = await user_by_email(conn, email=email)
+        # Outside the connection block: the pool connection is not held while argon2 works. The
+        # gate runs it in a thread, a few at a time, and answers "busy" when too many wait. An
+        # unknown email is still checked against a dummy hash, so both failures take the same time.
+        password_hash = user["passwordHash"] if user is not None else None
+        matches = await ctx.login_throttle.passwords.verify(password_hash, password)
+    except BaseException:
+        attempt.release()  # no answer on the password: database down, server busy, cancelled
+        raise
     if user is None or not matches:
-        ctx.login_throttle.failed(email, address)
+        attempt.failed()
         raise Unauthenticated(INVALID_CREDENTIALS)
-    ctx.login_throttle.succeeded(email, address)
+    attempt.succeeded()
     token = issue_token(
         user_id=str(user["id"]),
         email=user["email"],

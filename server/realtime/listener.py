@@ -6,6 +6,11 @@ as one batch, so a slow emit never stalls the reader and the sink can read many 
 query. The first connection must succeed (start-up fails loudly otherwise); a connection lost
 later is reopened forever, with exponential backoff and jitter, and every reopening is followed
 by a `Resync` item: whatever was announced while nobody listened is gone, the table is the truth.
+
+The same connection listens on `user_revocations` (server/revocation.py) when given a
+Revocations: those are handled in the reader itself, never queued (a full queue must not drop
+one), and the Revocations cache is suspended while the connection is down and emptied when it is
+back, since announcements made meanwhile are lost.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from server import revocation
 from server.metrics import LISTENER_RECONNECTS
 from server.realtime.events import (
     CHANNEL,
@@ -84,8 +90,10 @@ class Listener:
         options: ListenerOptions | None = None,
         channel: str = CHANNEL,
         rand: Callable[[], float] = random.random,
+        revocations: revocation.Revocations | None = None,
     ) -> None:
         self._connect = connect
+        self._revocations = revocations
         self._sink = sink
         self._options = options or ListenerOptions()
         self._channel = channel
@@ -111,6 +119,8 @@ class Listener:
         """Open the first connection (raising if that fails) and start reading and dispatching."""
         self._conn = await self._open()
         self._listening = True
+        if self._revocations is not None:
+            self._revocations.resume()
         logger.info("action=listener_started channel=%s", self._channel)
         self._tasks = [
             asyncio.create_task(self._read_forever(), name="listener-reader"),
@@ -135,6 +145,10 @@ class Listener:
             conn = await self._connect()
             try:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                if self._revocations is not None:
+                    await conn.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(revocation.CHANNEL))
+                    )
             except BaseException:
                 await self._close(conn)
                 raise
@@ -162,9 +176,13 @@ class Listener:
                     str(exc).strip().splitlines()[0] if str(exc).strip() else "",
                 )
             self._listening = False
+            if self._revocations is not None:
+                self._revocations.suspend()
             await self._close(conn)
             self._conn = await self._reopen()
             self._listening = True
+            if self._revocations is not None:
+                self._revocations.resume(after_loss=True)
             self.reconnects += 1
             LISTENER_RECONNECTS.inc()
             logger.info("action=listener_reconnected reconnects=%d", self.reconnects)
@@ -176,6 +194,8 @@ class Listener:
             async for notify in conn.notifies(timeout=options.window_seconds):
                 if notify.channel == self._channel:
                     self._accept(notify.payload)
+                elif notify.channel == revocation.CHANNEL and self._revocations is not None:
+                    self._revocations.revoke(notify.payload)
             async with asyncio.timeout(options.liveness_timeout_seconds):
                 await conn.execute("SELECT 1")
 

@@ -14,6 +14,7 @@ from server.realtime.broadcaster import Broadcaster, UnreadCounter
 from server.realtime.listener import Listener, ListenerOptions, connection_factory
 from server.realtime.sio import ROOM, SocketGateway
 from server.realtime.unread_fold import UnreadFolder
+from server.revocation import Revocations
 from server.settings import Settings
 from server.store.notifications import unread_count
 
@@ -39,6 +40,7 @@ async def running_realtime(
     database_url: str,
     pool: AsyncConnectionPool[Connection],
     options: ListenerOptions | None = None,
+    revocations: Revocations | None = None,
 ) -> AsyncIterator[Realtime]:
     """Listen, count and broadcast until the block ends; a first LISTEN that fails raises."""
     options = options or ListenerOptions()
@@ -62,7 +64,13 @@ async def running_realtime(
         connection_factory(database_url, connect_timeout=options.connect_timeout_seconds),
         broadcaster,
         options=options,
+        revocations=revocations,
     )
+    if revocations is not None:
+        # Before the first LISTEN: no announcement may arrive with nobody to act on it.
+        revocations.on_revoked = gateway.disconnect_user
+        revocations.on_resumed = gateway.recheck_sockets
+        gateway.revocations = revocations
     await listener.start()
     counter.start()
     gateway.on_join = counter.send_to
@@ -71,6 +79,8 @@ async def running_realtime(
         yield Realtime(gateway=gateway, listener=listener, counter=counter)
     finally:
         gateway.on_join = gateway.on_leave = None
+        if revocations is not None:
+            revocations.on_revoked = revocations.on_resumed = None
         await gateway.close()
         await counter.stop()
         await listener.stop()

@@ -16,14 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import socketio
 
 from server.auth import bearer_token, decode_token
-from server.errors import Unauthenticated
+from server.errors import DomainError, Unauthenticated
 from server.metrics import EVENTS_EMITTED, SOCKETS_CONNECTED
+from server.realtime.admission import ConnectionGuard
 from server.realtime.events import EventName, Payload
 from server.realtime.fanout import FanoutManager
+from server.revocation import Revocations
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ def same_origin_or(
 @dataclass
 class _Socket:
     email: str
+    user_id: str
+    issued_at: int
     expiry: asyncio.TimerHandle
 
 
@@ -94,11 +99,15 @@ class SocketGateway:
             # body above this is not ours, and engine.io drops the connection that sent it.
             max_http_buffer_size=SOCKET_MAX_MESSAGE_BYTES,
         )
+        # Caps on connections, and a deadline to join "/" (python-socketio has neither).
+        self.guard = ConnectionGuard(self.sio, settings.socket_limits)
         self._sockets: dict[str, _Socket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Called with the sid of every socket that joined ROOM (the lifespan sends it the count).
         self.on_join: Callable[[str], None] | None = None
         self.on_leave: Callable[[str], None] | None = None
+        # Refuses the tokens of deleted users and of reset passwords (server/revocation.py).
+        self.revocations: Revocations | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
 
@@ -126,10 +135,21 @@ class SocketGateway:
         except Unauthenticated:
             logger.info("action=socket_refused sid=%s reason=invalid_token", sid)
             raise socketio.exceptions.ConnectionRefusedError(REFUSED_MESSAGE) from None
+        if self.revocations is not None:
+            try:
+                await self.revocations.check(claims)
+            except DomainError as exc:  # revoked, or the database cannot say: refused either way
+                logger.info("action=socket_refused sid=%s reason=%s", sid, type(exc).__name__)
+                raise socketio.exceptions.ConnectionRefusedError(REFUSED_MESSAGE) from None
         loop = asyncio.get_running_loop()
         delay = max(0.0, claims["exp"] - time.time())
         expiry = loop.call_later(delay, self._expire, sid)
-        self._sockets[sid] = _Socket(email=claims["email"], expiry=expiry)
+        self._sockets[sid] = _Socket(
+            email=claims["email"],
+            user_id=claims["sub"].lower(),
+            issued_at=claims["iat"],
+            expiry=expiry,
+        )
         SOCKETS_CONNECTED.inc()
         # Nothing may await between joining the room and returning: python-socketio sends the
         # CONNECT packet right after this handler, so no broadcast can overtake it.
@@ -139,6 +159,7 @@ class SocketGateway:
             self.on_join(sid)
 
     async def _disconnect(self, sid: str, reason: object = None) -> None:
+        self.guard.left(sid)
         socket = self._sockets.pop(sid, None)
         if socket is None:
             return
@@ -159,6 +180,36 @@ class SocketGateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def disconnect_user(self, user_id: str | None) -> None:
+        """Disconnect the sockets of one user (None: of every user): their tokens were revoked."""
+        for sid, socket in list(self._sockets.items()):
+            if user_id is None or socket.user_id == user_id:
+                logger.info("action=socket_token_revoked sid=%s email=%s", sid, socket.email)
+                task = asyncio.create_task(self.sio.disconnect(sid), name=f"revoke-{sid}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def recheck_sockets(self) -> None:
+        """After the LISTEN connection was lost: disconnect the sockets whose user was deleted
+        or reset their password meanwhile (those announcements are gone). One read per user."""
+        task = asyncio.create_task(self._recheck_sockets(), name="recheck-sockets")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recheck_sockets(self) -> None:
+        revocations = self.revocations
+        if revocations is None:
+            return
+        try:
+            for sid, socket in list(self._sockets.items()):
+                if sid in self._sockets and not await revocations.accepts(
+                    UUID(socket.user_id), socket.issued_at
+                ):
+                    logger.info("action=socket_token_revoked sid=%s email=%s", sid, socket.email)
+                    await self.sio.disconnect(sid)
+        except DomainError as exc:  # the database went again: the next reconnect checks again
+            logger.warning("action=socket_recheck_failed error=%s", type(exc).__name__)
+
     async def close(self) -> None:
         """Disconnect every socket still open and stop the engine's background work."""
         manager = self.sio.manager
@@ -173,4 +224,5 @@ class SocketGateway:
             socket.expiry.cancel()
         SOCKETS_CONNECTED.dec(len(self._sockets))
         self._sockets.clear()
+        self.guard.close()
         await self.sio.shutdown()

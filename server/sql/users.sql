@@ -15,3 +15,9 @@ RETURNING id, email;
 -- name: user_set_password(email, password_hash)<!
 UPDATE users SET "passwordHash" = :password_hash WHERE email = lower(btrim(:email))
 RETURNING id, email;
+
+-- name: user_token_state(id)^
+-- No row: the user is gone. "validAfter": whole seconds, comparable with a token's "iat"; NULL
+-- when the password was never reset.
+SELECT floor(extract(epoch FROM "tokensValidAfter"))::bigint AS "validAfter"
+FROM users WHERE id = :id;

@@ -37,3 +37,12 @@ async def user_set_password(conn: Connection, *, email: str, password_hash: str)
     """The user whose password changed, or None when there is no such user."""
     row = await fetch_one(conn, "user_set_password", email=email, password_hash=password_hash)
     return cast(UserRow | None, row)
+
+
+class UserTokenStateRow(TypedDict):
+    validAfter: int | None
+
+
+async def user_token_state(conn: Connection, *, id: UUID) -> UserTokenStateRow | None:
+    """None when the user is gone; else when their password last changed (whole seconds)."""
+    return cast(UserTokenStateRow | None, await fetch_one(conn, "user_token_state", id=id))

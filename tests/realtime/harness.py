@@ -26,6 +26,7 @@ import socketio
 from psycopg.rows import DictRow
 
 from server.auth import issue_token
+from tests.conftest import TOKEN_USER_ID
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "realtime-tests-secret-that-is-long-enough-for-hs256"
@@ -50,11 +51,22 @@ def free_port() -> int:
 
 def token(*, email: str = "ada@example.com", expires_in: int = 3600, secret: str = SECRET) -> str:
     return issue_token(
-        user_id="00000000-0000-4000-8000-000000000001",
+        user_id=TOKEN_USER_ID,
         email=email,
         secret=secret,
         expires_in_seconds=expires_in,
     )
+
+
+def create_token_user(database_url: str) -> None:
+    """The user token() signs for: a token whose user does not exist is refused. Its email is
+    not the token's, so tests may still create ada@example.com themselves."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO users (id, email, "passwordHash") VALUES (%s, %s, 'no sign-in')
+               ON CONFLICT DO NOTHING""",
+            (TOKEN_USER_ID, "token-user@example.com"),
+        )
 
 
 def expired_token() -> str:
@@ -124,6 +136,7 @@ def start_server(
             raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
         try:
             if server.readyz() == 200:
+                create_token_user(database_url)  # after the server has migrated the database
                 return server
         except httpx.TransportError:
             pass
