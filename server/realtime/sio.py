@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -176,7 +176,11 @@ class SocketGateway:
         if socket is None:
             return
         logger.info("action=socket_token_expired sid=%s email=%s", sid, socket.email)
-        task = asyncio.create_task(self.sio.disconnect(sid), name=f"expire-{sid}")
+        self._in_background(self.sio.disconnect(sid), name=f"expire-{sid}")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run `work` as a task kept until it ends (the loop holds tasks only weakly)."""
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -185,16 +189,12 @@ class SocketGateway:
         for sid, socket in list(self._sockets.items()):
             if user_id is None or socket.user_id == user_id:
                 logger.info("action=socket_token_revoked sid=%s email=%s", sid, socket.email)
-                task = asyncio.create_task(self.sio.disconnect(sid), name=f"revoke-{sid}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._in_background(self.sio.disconnect(sid), name=f"revoke-{sid}")
 
     def recheck_sockets(self) -> None:
         """After the LISTEN connection was lost: disconnect the sockets whose user was deleted
         or reset their password meanwhile (those announcements are gone). One read per user."""
-        task = asyncio.create_task(self._recheck_sockets(), name="recheck-sockets")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._recheck_sockets(), name="recheck-sockets")
 
     async def _recheck_sockets(self) -> None:
         revocations = self.revocations
