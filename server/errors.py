@@ -31,10 +31,8 @@ class DatabaseUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
 
 
-class RateLimited(DomainError):
-    """Too many attempts; `retry_after` whole seconds until the next one may be tried."""
-
-    code = "RATE_LIMITED"
+class RetryLater(DomainError):
+    """An error the client answers by trying again in `retry_after` whole seconds."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
@@ -42,3 +40,9 @@ class RateLimited(DomainError):
 
     def extensions(self) -> dict[str, Any]:
         return {"code": self.code, "retryAfter": self.retry_after}
+
+
+class RateLimited(RetryLater):
+    """Too many attempts; `retry_after` whole seconds until the next one may be tried."""
+
+    code = "RATE_LIMITED"

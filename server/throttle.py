@@ -35,12 +35,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from prometheus_client import Counter
 
 from server.auth import verify_password
-from server.errors import DomainError, RateLimited
+from server.errors import RateLimited, RetryLater
 from server.settings import Limits
 
 RATE_LIMITED_MESSAGE = "too many sign-in attempts; try again later"
@@ -64,17 +63,10 @@ SIGN_INS_BUSY = Counter(
 )
 
 
-class SignInBusy(DomainError):
+class SignInBusy(RetryLater):
     """Every password slot is taken and the wait queue is full; `retry_after` whole seconds."""
 
     code = "SERVICE_UNAVAILABLE"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def extensions(self) -> dict[str, Any]:
-        return {"code": self.code, "retryAfter": self.retry_after}
 
 
 class PasswordGate:
