@@ -18,6 +18,18 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         process.terminate()
 
 
+@pytest.fixture(scope="module")
+def second_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """Another server process on the same database, for what must hold across processes."""
+    process = start_server(database_url, tmp_path_factory.mktemp("second"))
+    try:
+        yield process
+    finally:
+        process.terminate()
+
+
 @pytest.fixture
 async def new_client() -> AsyncIterator[Callable[[], RecordingClient]]:
     """Makes recording clients; every one is disconnected when the test ends."""

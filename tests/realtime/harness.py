@@ -25,6 +25,7 @@ import psycopg
 import socketio
 from psycopg.rows import DictRow
 
+from bench.harness import ensure_token_user
 from server.auth import issue_token
 from tests.conftest import TOKEN_USER_ID
 
@@ -61,12 +62,7 @@ def token(*, email: str = "ada@example.com", expires_in: int = 3600, secret: str
 def create_token_user(database_url: str) -> None:
     """The user token() signs for: a token whose user does not exist is refused. Its email is
     not the token's, so tests may still create ada@example.com themselves."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            """INSERT INTO users (id, email, "passwordHash") VALUES (%s, %s, 'no sign-in')
-               ON CONFLICT DO NOTHING""",
-            (TOKEN_USER_ID, "token-user@example.com"),
-        )
+    ensure_token_user(database_url, TOKEN_USER_ID, "token-user@example.com")
 
 
 def expired_token() -> str:

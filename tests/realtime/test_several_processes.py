@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import psycopg
-import pytest
 from psycopg.rows import DictRow
 
-from tests.realtime.harness import WAIT, RecordingClient, ServerProcess, start_server, token
+from tests.realtime.harness import WAIT, RecordingClient, ServerProcess, token
 
 NewClient = Callable[[], RecordingClient]
-
-
-@pytest.fixture(scope="module")
-def second_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = start_server(database_url, tmp_path_factory.mktemp("second"))
-    try:
-        yield process
-    finally:
-        process.terminate()
 
 
 async def test_a_client_on_each_process_gets_every_event_whichever_process_or_writer_caused_it(

@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import jwt
 import psycopg
-import pytest
 import socketio
 from psycopg.rows import DictRow
 
@@ -28,7 +27,6 @@ from tests.realtime.harness import (
     ServerProcess,
     close_client,
     eventually,
-    start_server,
 )
 from tests.realtime.test_listener_recovery import allow_connections, listener_pids
 
@@ -36,17 +34,6 @@ NewClient = Callable[[], RecordingClient]
 EMAIL = "grace@example.com"
 # The brief's bound is "about a second"; the announcement itself takes milliseconds.
 DISCONNECT_WITHIN = 1.5
-
-
-@pytest.fixture(scope="module")
-def second_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = start_server(database_url, tmp_path_factory.mktemp("second"))
-    try:
-        yield process
-    finally:
-        process.terminate()
 
 
 def create_user(conn: psycopg.Connection[DictRow]) -> str:
