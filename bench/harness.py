@@ -1,4 +1,9 @@
-"""What the scenarios stand on: a throwaway database, server processes, the node clients, RSS."""
+"""What the scenarios stand on: a throwaway database, server processes, the node clients, RSS.
+
+The server runner here (`ServerProcess`, `spawn`, `wait_ready`, `start_app_server`) is the one
+runner of the project: tests/realtime/harness.py builds on it, so benchmarks and tests start
+`python -m server serve` the same way. bench never imports tests.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,6 +197,8 @@ def cpu_seconds(pids: list[int]) -> float:
 
 @dataclass
 class ServerProcess:
+    """A server in a subprocess on its own port, everything it prints in `log_path`."""
+
     name: str
     process: subprocess.Popen[bytes]
     port: int
@@ -201,6 +208,12 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def readyz(self) -> int:
+        return httpx.get(f"{self.url}/readyz", timeout=2.0).status_code
+
     def pids(self) -> list[int]:
         return process_tree(self.process.pid)
 
@@ -208,30 +221,54 @@ class ServerProcess:
         return sum(rss_kib(pid) for pid in self.pids())
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL to the whole tree (uvicorn's workers too) after 15 s."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                for pid in reversed(self.pids()):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+                self._kill_tree()
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then the exit code; kills (and fails) a server that does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._kill_tree()
+            raise AssertionError(f"{self.name} did not exit within {timeout}s of SIGTERM") from None
+
+    def _kill_tree(self) -> None:
+        for pid in reversed(self.pids()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
 
 
-def _wait_ready(server: ServerProcess, path: str) -> None:
-    deadline = time.monotonic() + READY_WITHIN
+class ServerNotReady(RuntimeError):
+    """The server exited, or did not answer in time; the message ends with its log's tail."""
+
+    def __init__(self, server: ServerProcess, what: str) -> None:
+        tail = "\n".join(server.log().splitlines()[-40:]) if server.log_path.exists() else ""
+        super().__init__(f"{server.name} {what}; log {server.log_path}:\n{tail}")
+
+
+def wait_ready(server: ServerProcess, path: str = "/readyz", within: float = READY_WITHIN) -> None:
+    """Until `path` answers 200; a server that exits or stays unready is stopped and raises."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(
-                f"{server.name} exited with {server.process.returncode}; see {server.log_path}"
-            )
+            raise ServerNotReady(server, f"exited with {server.process.returncode}")
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"{server.url}{path}", timeout=2.0).status_code == 200:
                 return
-        time.sleep(0.1)
+        time.sleep(0.05)
     server.stop()
-    raise RuntimeError(f"{server.name} not ready within {READY_WITHIN}s; see {server.log_path}")
+    raise ServerNotReady(server, f"not ready within {within}s")
+
+
+_wait_ready = wait_ready  # the name the scenarios used before the runner was shared
 
 
 def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> ServerProcess:
@@ -251,28 +288,52 @@ def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> 
     return ServerProcess(name, process, port, log_path)
 
 
+def production_environment(
+    database_url: str, *, secret: str, cors_origins: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment, with what `python -m server serve` needs in production."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "APP_ENV": "production",
+        "JWT_SECRET": secret,
+        "CORS_ORIGINS": cors_origins,
+        **(extra or {}),
+    }
+
+
+def start_app_server(
+    name: str,
+    database_url: str,
+    log_dir: Path,
+    *,
+    env: dict[str, str],
+    args: Sequence[str] = (),
+    within: float = READY_WITHIN,
+) -> ServerProcess:
+    """`python -m server serve [args]` (the production entry point: migrations, uvicorn, the
+    app's lifespan) on a free port, once /readyz answers 200 (database and LISTEN up)."""
+    server = spawn(name, [sys.executable, "-m", "server", "serve", *args], env, log_dir)
+    wait_ready(server, "/readyz", within)
+    return server
+
+
 @contextlib.contextmanager
 def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[ServerProcess]:
     """`python -m server serve --workers N`: the production entry point, on `database_url`."""
     ensure_token_user(database_url, BENCH_USER_ID, "bench@example.com")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "APP_ENV": "production",
-        "JWT_SECRET": SECRET,
-        "CORS_ORIGINS": "http://localhost:3000",
+    env = production_environment(
+        database_url,
+        secret=SECRET,
+        cors_origins="http://localhost:3000",
         # Per-connection and per-request log lines are the server's normal cost; keep them.
         # Every benchmark client comes from 127.0.0.1: lift the per-address cap (default 50).
-        "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
-    }
-    server = spawn(
-        f"app-w{workers}",
-        [sys.executable, "-m", "server", "serve", "--workers", str(workers)],
-        env,
-        log_dir,
+        extra={"SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS": "1000000"},
+    )
+    server = start_app_server(
+        f"app-w{workers}", database_url, log_dir, env=env, args=["--workers", str(workers)]
     )
     try:
-        _wait_ready(server, "/readyz")
         if workers > 1:
             # /readyz answered from one worker; give the others their start-up too.
             deadline = time.monotonic() + READY_WITHIN
@@ -288,7 +349,7 @@ def app_server(database_url: str, *, workers: int, log_dir: Path) -> Iterator[Se
 def bare_server(log_dir: Path) -> Iterator[ServerProcess]:
     server = spawn("bare", [sys.executable, "-m", "bench.bare_server"], dict(os.environ), log_dir)
     try:
-        _wait_ready(server, "/readyz")
+        wait_ready(server, "/readyz")
         yield server
     finally:
         server.stop()

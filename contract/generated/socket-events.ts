@@ -9,7 +9,7 @@ export type NotificationType =
 export type BulkAction = "mark-all-read" | "bulk-create" | "bulk-update" | "bulk-delete";
 
 /**
- * Every Socket.IO event the server sends on namespace "/", by event name: the payload each one carries (when each is sent: CONTRACT.md section 4). The single machine-readable description of those payloads: the server's tests validate what it sends against it, and `make types` turns it into contract/generated/socket-events.ts.
+ * Every Socket.IO event the server sends on namespace "/", by event name: the payload each one carries (when each is sent: docs/EVENTS.md). The single machine-readable description of those payloads: the server's tests validate what it sends against it, and `make types` turns it into contract/generated/socket-events.ts.
  */
 export interface ServerToClientEventPayloads {
   "notification:created": NotificationPayload;

@@ -2,30 +2,28 @@
 
 A server is `python -m server serve` in a subprocess (the production entry point: migrations,
 uvicorn with ws_per_message_deflate=False, the app's lifespan) on a free port and the test
-module's database. A client is python-socketio's AsyncClient recording every event it receives.
+module's database, started by the project's one server runner (bench/harness.py). A client is
+python-socketio's AsyncClient recording every event it receives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import psycopg
 import socketio
 from psycopg.rows import DictRow
 
+from bench import harness as runner
 from bench.harness import ensure_token_user
+from bench.harness import free_port as free_port
 from server.auth import issue_token
 from tests.conftest import TOKEN_USER_ID
 
@@ -41,13 +39,6 @@ async def eventually(check: Callable[[], bool], within: float = WAIT) -> None:
     async with asyncio.timeout(within):
         while not check():  # noqa: ASYNC110 - nothing here can signal an event
             await asyncio.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def token(*, email: str = "ada@example.com", expires_in: int = 3600, secret: str = SECRET) -> str:
@@ -71,32 +62,12 @@ def expired_token() -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+class ServerProcess(runner.ServerProcess):
+    """The shared runner's server (url, log(), readyz(), terminate(), stop(), ...), made as these
+    tests have always made it: ServerProcess(process, port, log_path)."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def readyz(self) -> int:
-        return httpx.get(f"{self.url}/readyz", timeout=2.0).status_code
-
-    def terminate(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then the exit code; kills (and fails) a server that does not stop in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-            raise AssertionError(f"server did not exit within {timeout}s of SIGTERM") from None
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        super().__init__("server", process, port, log_path)
 
 
 def start_server(
@@ -106,39 +77,18 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     extra_args: Sequence[str] = (),
 ) -> ServerProcess:
-    port = free_port()
-    log_path = log_dir / f"server-{port}.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "APP_ENV": "production",
-        "JWT_SECRET": SECRET,
-        "CORS_ORIGINS": ALLOWED_ORIGIN,
-        **(extra_env or {}),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port), *extra_args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+    """A production-mode server on `database_url`, ready, with token()'s user created."""
+    env = runner.production_environment(
+        database_url, secret=SECRET, cors_origins=ALLOWED_ORIGIN, extra=extra_env
+    )
+    try:
+        started = runner.start_app_server(
+            "server", database_url, log_dir, env=env, args=extra_args, within=30.0
         )
-    server = ServerProcess(process, port, log_path)
-    deadline = time.monotonic() + 30.0
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if server.readyz() == 200:
-                create_token_user(database_url)  # after the server has migrated the database
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.terminate()
-    raise AssertionError(f"server not ready within 30s:\n{server.log()}")
+    except runner.ServerNotReady as exc:
+        raise AssertionError(str(exc)) from None
+    create_token_user(database_url)  # after the server has migrated the database
+    return ServerProcess(started.process, started.port, started.log_path)
 
 
 @dataclass
