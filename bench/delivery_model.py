@@ -1,4 +1,4 @@
-"""The delivery guarantee of CONTRACT.md §4, checked against a model under concurrency.
+"""The delivery guarantee of docs/DELIVERY.md, checked against a model under concurrency.
 
 `python -m bench.delivery_model --seconds N --writers W --clients C --seed S`
 
@@ -8,7 +8,9 @@ transaction, transactions that begin early and commit (or roll back) late while 
 score changes, task completions, comments and, rarely, a TRUNCATE. Clients are real Socket.IO
 connections; each keeps a model of the feed the way the contract tells a client to, drops its
 connection at random moments, stays away a while, comes back (sometimes to the other server) and
-catches up with `getNotifications(after:)`. What must hold:
+catches up with `getNotifications(after:)`. One more client is the feed client package (client/)
+in Node, whose connection is cut at random too; it keeps its feed by the package's own code and
+is checked from outside (PackageClient). What must hold:
 
 * catch-up: every row the client has not seen comes back once. No id twice across the pages of
   one catch-up; no row the client already held (save the few its cursor may not stand for,
@@ -18,7 +20,8 @@ catches up with `getNotifications(after:)`. What must hold:
   its commits, and a rolled-back write never shows up anywhere;
 * convergence: at quiet checkpoints during the run (some right after a TRUNCATE) and at the end,
   every connected client holds exactly the table (ids, isRead, relatedLeadId), its last unread
-  count is the table's, and so is getUnreadCount on both servers.
+  count is the table's, and so is getUnreadCount on both servers; the package's store holds the
+  table's newest rows, in feed order, and its unread count.
 
 Writers tag what they write, so every notification says who wrote it and in which order: a lead
 is named "w3 n17" (writer 3, its 17th tagged write), a task is titled "w3 n18 task", a comment is
@@ -51,7 +54,9 @@ from typing import Any
 import httpx
 import psycopg
 import socketio
+from psycopg.rows import dict_row
 
+from bench.feed_store import FEED_QUERY, FeedStoreProcess, difference
 from bench.harness import SECRET, PostgresServer, ServerProcess, ensure_token_user, log, spawn
 from server.auth import issue_token
 
@@ -125,6 +130,8 @@ class ModelConfig:
     # Chance that a checkpoint starts with a TRUNCATE: then it is the last statement before the
     # comparison, and no later bulk refetch can hide that it was not announced.
     truncate_at_checkpoint: float = 0.4
+    # One more client: the feed client package (client/) in Node, checked from outside.
+    package_client: bool = True
 
 
 @dataclass
@@ -1374,6 +1381,63 @@ class ModelClient:
 # --- the run ---------------------------------------------------------------------------------
 
 
+class PackageClient:
+    """The feed client package (client/) as an app uses it: one store in a Node process
+    (bench/feed_store.py) on one server, its connection cut at random moments (it reconnects and
+    catches up by itself). It keeps its feed by the package's own code, so it is checked from
+    outside: at every checkpoint its feed and unread count must equal the table's."""
+
+    PAGE_SIZE = 20  # small, so that catch-up and refetches read several pages
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.rng = Random(f"{run.config.seed}:package")
+        self.server = self.rng.choice(run.servers)
+        self._store: FeedStoreProcess | None = None
+        self._oracle: psycopg.AsyncConnection[Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"package@{self.server.name}"
+
+    async def start(self) -> None:
+        self._oracle = await connect_db(self.run.database_url)
+        self._store = await FeedStoreProcess.start(
+            self.server.url,
+            token_for("package@model.test"),
+            self.PAGE_SIZE,
+            max_seconds=self.run.config.seconds + STOP_WITHIN + 600,
+        )
+        await self._store.live_and_loaded(CONNECT_WITHIN)
+
+    async def live(self) -> None:
+        assert self._store is not None
+        while not self.run.stopping.is_set():
+            await self.run.pause(self.rng.uniform(0.3, 5.0))
+            if self.run.stopping.is_set():
+                return
+            async with self.run.gate.step():
+                await self._store.request("dropConnection")
+            self.run.report.count("client.package_dropped")
+
+    async def difference(self) -> str | None:
+        """None when the store holds what the table holds; else both, short."""
+        assert self._store is not None
+        assert self._oracle is not None
+        snapshot = await self._store.request("snapshot")  # never waits: the caller polls
+        async with asyncio.timeout(DB_WITHIN):
+            cur = self._oracle.cursor(row_factory=dict_row)
+            rows = await (await cur.execute(FEED_QUERY)).fetchall()
+        unread = sum(1 for row in rows if not row["isRead"])
+        return difference(snapshot, rows, unread, self.PAGE_SIZE)
+
+    async def stop(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+        if self._oracle is not None:
+            await self._oracle.close()
+
+
 class Coordinator:
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -1384,6 +1448,7 @@ class Coordinator:
             GraphQLWriter(run, n) for n in range(config.writers - sql_writers)
         ] + [SqlWriter(run, n) for n in range(config.writers - sql_writers, config.writers)]
         self.clients = [ModelClient(run, n) for n in range(config.clients)]
+        self.package = PackageClient(run) if config.package_client else None
         self.tasks: list[asyncio.Task[None]] = []
         self._db: psycopg.AsyncConnection[Any] | None = None
 
@@ -1398,8 +1463,12 @@ class Coordinator:
         for client in self.clients:
             await client.start()
         await asyncio.gather(*(c.open(self.rng.choice(run.servers)) for c in self.clients))
+        if self.package is not None:
+            await self.package.start()
         self.tasks = [self.watched(w.work(), w.name) for w in self.writers]
         self.tasks += [self.watched(c.live(), c.name) for c in self.clients]
+        if self.package is not None:
+            self.tasks.append(self.watched(self.package.live(), self.package.name))
         deadline = time.monotonic() + run.config.seconds
         number = 0
         while (left := deadline - time.monotonic()) > 0:
@@ -1453,6 +1522,7 @@ class Coordinator:
                     f"{text}; history: {client.recent()}",
                 )
         await self.check_get_unread_count(label)
+        await self.check_package(label)
         if diverged:
             await self.repair(label, list(diverged))
 
@@ -1470,6 +1540,20 @@ class Coordinator:
             if not diverged or time.monotonic() >= deadline:
                 return diverged
             await asyncio.sleep(0.25)
+
+    async def check_package(self, label: str) -> None:
+        """The package's store holds the table within quiet_within (it refetches by itself)."""
+        if self.package is None:
+            return
+        deadline = time.monotonic() + self.run.config.quiet_within
+        while (problem := await self.package.difference()) is not None:
+            if time.monotonic() >= deadline:
+                self.run.report.violation(
+                    "package_feed_diverged", f"{label} {self.package.name}", problem
+                )
+                return
+            await asyncio.sleep(0.25)
+        self.run.report.count("checkpoint.package_equal")
 
     async def check_get_unread_count(self, label: str) -> None:
         table = await read_table(self.db)
@@ -1542,6 +1626,9 @@ class Coordinator:
         for client in self.clients:
             with contextlib.suppress(Exception):
                 await client.stop()
+        if self.package is not None:
+            with contextlib.suppress(Exception):
+                await self.package.stop()
         if self._db is not None:
             await self._db.close()
 

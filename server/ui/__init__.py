@@ -1,13 +1,16 @@
 """What a person opens in a browser: the live notification page and the published SDL.
 
-`ui_routes(settings)` is all the app needs. The page (/, /ui/app.js, /ui/app.css and the official
-Socket.IO client from node_modules at /ui/socket.io.min.js) is plain HTML and JavaScript with no
-build step; it is served in development, and elsewhere only with SERVE_UI=true. The GraphQL SDL
-at /graphql/schema.graphql follows introspection: development, or SERVE_SCHEMA=true.
+`ui_routes(settings)` is all the app needs. The page (/, /ui/app.js, /ui/app.css) is plain HTML
+and an ES module with no build step of its own: it loads the feed client package as built into
+client/dist (at /ui/client/…, built by `make install`) and the official Socket.IO client's ESM
+build from node_modules (/ui/socket.io.esm.min.js). It is served in development, and elsewhere
+only with SERVE_UI=true. The GraphQL SDL at /graphql/schema.graphql follows introspection:
+development, or SERVE_SCHEMA=true.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -19,7 +22,10 @@ from server.graphql import SCHEMA_PATH
 from server.settings import PROJECT_ROOT, Settings
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
-SOCKET_IO_CLIENT: Final = PROJECT_ROOT / "node_modules/socket.io-client/dist/socket.io.min.js"
+SOCKET_IO_CLIENT: Final = PROJECT_ROOT / "node_modules/socket.io-client/dist/socket.io.esm.min.js"
+CLIENT_DIST: Final = PROJECT_ROOT / "client/dist"
+# The built package's modules: plain names, one level of folder at most, never "..".
+CLIENT_MODULE: Final = re.compile(r"(?:[a-z][a-z-]*/)?[a-z][a-z-]*\.js")
 
 # Everything the page loads comes from this server; no inline script or style is needed, so none
 # is allowed. connect-src 'self' covers fetch('/graphql') and the same-origin WebSocket; data:
@@ -55,6 +61,19 @@ async def socket_io_client(_request: Request) -> Response:
     return FileResponse(SOCKET_IO_CLIENT, media_type="text/javascript", headers=PAGE_HEADERS)
 
 
+async def client_module(request: Request) -> Response:
+    """A module of the feed client package (client/), as `make install` built it."""
+    name = request.path_params["name"]
+    if not CLIENT_DIST.is_dir():
+        return PlainTextResponse(
+            "the feed client is not built: run `make install`", status_code=503
+        )
+    path = CLIENT_DIST / name
+    if CLIENT_MODULE.fullmatch(name) is None or not path.is_file():
+        return PlainTextResponse("Not Found", status_code=404)
+    return FileResponse(path, media_type="text/javascript; charset=utf-8", headers=PAGE_HEADERS)
+
+
 async def graphql_schema(_request: Request) -> Response:
     """The SDL the server runs, as it is: the source for typed clients (contract/, make types)."""
     return FileResponse(
@@ -65,7 +84,8 @@ async def graphql_schema(_request: Request) -> Response:
 
 
 def ui_routes(settings: Settings) -> list[Route]:
-    """Exact routes (no Mount, so no redirects and nothing else under /ui/ is reachable)."""
+    """Exact routes (no Mount, so no redirects and nothing else under /ui/ is reachable; under
+    /ui/client/ only the built package's .js modules)."""
     routes: list[Route] = []
     if settings.schema_published:
         routes.append(Route("/graphql/schema.graphql", graphql_schema, methods=["GET"]))
@@ -74,6 +94,7 @@ def ui_routes(settings: Settings) -> list[Route]:
             _static("index.html", "text/html; charset=utf-8"),
             _static("app.js", "text/javascript; charset=utf-8"),
             _static("app.css", "text/css; charset=utf-8"),
-            Route("/ui/socket.io.min.js", socket_io_client, methods=["GET"]),
+            Route("/ui/socket.io.esm.min.js", socket_io_client, methods=["GET"]),
+            Route("/ui/client/{name:path}", client_module, methods=["GET"]),
         ]
     return routes

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
+from tests.client.build import build_client
 from tests.realtime.harness import ServerProcess, start_server
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -30,6 +31,12 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
 WAIT_MS = 5_000  # the bound on every wait for the page
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_client() -> None:
+    """The page loads the feed client package from client/dist: built from its current sources."""
+    build_client()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,9 @@
-"""The live notification page in headless Chromium: sign in, and see plain SQL writes arrive."""
+"""The live notification page in headless Chromium: sign in, and see plain SQL writes arrive.
+
+The page is a view of the feed client package (client/). Every test asks for committed_db before
+page, so the page closes before the tables are emptied: emptying them deletes the user, which ends
+its token, and a page still open would log its refused refetch as a console error.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from playwright.async_api import Locator, Page, expect
 from psycopg.rows import DictRow
 
 from server.accounts import create_user
+from tests.client.servers import start_on_port
 from tests.e2e.conftest import screenshot_path
-from tests.realtime import harness
 from tests.realtime.harness import ServerProcess, start_server
 
 EMAIL = "ada@example.com"
@@ -46,10 +51,10 @@ def item(page: Page, text: str) -> Locator:
 
 
 async def test_a_lead_inserted_with_plain_sql_appears_live_and_marking_it_read_moves_the_badge(
+    committed_db: psycopg.Connection[DictRow],
     page: Page,
     page_server: ServerProcess,
     database_url: str,
-    committed_db: psycopg.Connection[DictRow],
 ) -> None:
     await signed_in(page, page_server, database_url)
     await expect(page.get_by_text("No notifications yet.")).to_be_visible()
@@ -95,10 +100,10 @@ async def test_a_lead_inserted_with_plain_sql_appears_live_and_marking_it_read_m
 
 
 async def test_bulk_inserts_mark_all_read_and_delete_keep_the_page_equal_to_the_table(
+    committed_db: psycopg.Connection[DictRow],
     page: Page,
     page_server: ServerProcess,
     database_url: str,
-    committed_db: psycopg.Connection[DictRow],
 ) -> None:
     await signed_in(page, page_server, database_url)
 
@@ -136,10 +141,10 @@ async def test_bulk_inserts_mark_all_read_and_delete_keep_the_page_equal_to_the_
 
 
 async def test_a_wrong_password_is_refused_on_the_page(
+    committed_db: psycopg.Connection[DictRow],
     page: Page,
     page_server: ServerProcess,
     database_url: str,
-    committed_db: psycopg.Connection[DictRow],
     console_errors: list[str],
 ) -> None:
     await create_user(database_url, email=EMAIL, password=PASSWORD)
@@ -159,10 +164,10 @@ async def test_a_wrong_password_is_refused_on_the_page(
     console_errors.remove(expected[0])
 
 
-async def test_after_a_server_restart_the_page_reconnects_and_catches_up_on_what_it_missed(
+async def test_after_a_server_restart_the_page_catches_up_and_keeps_the_badge_right(
+    committed_db: psycopg.Connection[DictRow],
     page: Page,
     database_url: str,
-    committed_db: psycopg.Connection[DictRow],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     console_errors: list[str],
@@ -172,24 +177,38 @@ async def test_after_a_server_restart_the_page_reconnects_and_catches_up_on_what
     try:
         await signed_in(page, first, database_url)
         insert_lead(committed_db, "Ada", "Lovelace")
-        await expect(item(page, "Ada Lovelace added to pipeline")).to_be_visible()
+        insert_lead(committed_db, "Alan", "Turing")
+        ada = item(page, "Ada Lovelace added to pipeline")
+        await expect(ada).to_have_class("notification unread")
+        await expect(badge(page)).to_have_text("2 unread")
 
         first.terminate()
         await expect(page.locator("#connection")).to_have_text("Reconnecting…")
-        # Written while no server runs: no event can ever announce these two.
+        # Written while no server runs: no event can ever announce these. Two new rows (catch-up
+        # finds them) and a change to a row the page shows (only the refresh after it does).
         insert_lead(committed_db, "Mary", "Somerville")
         insert_lead(committed_db, "Emmy", "Noether")
+        committed_db.execute(
+            """UPDATE notifications SET "isRead" = true WHERE message LIKE 'Ada Lovelace%'"""
+        )
 
         # The same address again, as after a deploy.
-        monkeypatch.setattr(harness, "free_port", lambda: first.port)
-        second = start_server(database_url, tmp_path, extra_env={"APP_ENV": "development"})
+        second = start_on_port(
+            monkeypatch, first.port, database_url, tmp_path, {"APP_ENV": "development"}
+        )
         live = page.locator("#connection")
         await expect(live).to_have_text("Live", timeout=RECONNECT_MS)
         await expect(item(page, "Mary Somerville added to pipeline")).to_be_visible()
         await expect(item(page, "Emmy Noether added to pipeline")).to_be_visible()
-        await expect(page.locator("#feed > li")).to_have_count(3)
+        await expect(page.locator("#feed > li")).to_have_count(4)
         await expect(page.locator("#feed > li").first).to_contain_text("Emmy Noether")
+        await expect(ada).to_have_class("notification")
         await expect(badge(page)).to_have_text("3 unread")
+
+        # And it is live again: a plain SQL insert shows at once, and the badge counts it.
+        insert_lead(committed_db, "Hedy", "Lamarr")
+        await expect(page.locator("#feed > li").first).to_contain_text("Hedy Lamarr")
+        await expect(badge(page)).to_have_text("4 unread")
         # The browser logs each refused retry while no server runs; those are expected.
         console_errors[:] = [
             e for e in console_errors if not ("ERR_CONNECTION_REFUSED" in e and "/socket.io/" in e)

@@ -10,7 +10,7 @@ import pytest
 
 from server.app import create_app
 from server.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
-from server.ui import SOCKET_IO_CLIENT
+from server.ui import CLIENT_DIST, SOCKET_IO_CLIENT
 
 BASE = Settings(
     app_env="development",
@@ -21,7 +21,7 @@ BASE = Settings(
     jwt_expires_in_seconds=3600,
     cors_origins=("http://localhost:3000",),
 )
-PAGE = ("/", "/ui/app.js", "/ui/app.css", "/ui/socket.io.min.js")
+PAGE = ("/", "/ui/app.js", "/ui/app.css", "/ui/socket.io.esm.min.js", "/ui/client/store.js")
 
 
 async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
@@ -44,7 +44,9 @@ async def test_the_page_and_its_files_are_served_in_development(
         "/": "text/html",
         "/ui/app.js": "text/javascript",
         "/ui/app.css": "text/css",
-        "/ui/socket.io.min.js": "text/javascript",
+        "/ui/socket.io.esm.min.js": "text/javascript",
+        "/ui/client/store.js": "text/javascript",
+        "/ui/client/contract/documents.js": "text/javascript",
     }
     for path, media_type in types.items():
         response = await development.get(path)
@@ -57,9 +59,36 @@ async def test_the_page_and_its_files_are_served_in_development(
 async def test_the_socket_io_client_is_the_one_node_modules_pins(
     development: httpx.AsyncClient,
 ) -> None:
-    response = await development.get("/ui/socket.io.min.js")
+    response = await development.get("/ui/socket.io.esm.min.js")
     assert response.content == SOCKET_IO_CLIENT.read_bytes()
     assert SOCKET_IO_CLIENT.is_relative_to(PROJECT_ROOT / "node_modules")
+
+
+async def test_the_feed_client_is_the_package_built_in_client_dist(
+    development: httpx.AsyncClient,
+) -> None:
+    response = await development.get("/ui/client/store.js")
+    assert response.content == (CLIENT_DIST / "store.js").read_bytes()
+    page = (await development.get("/ui/app.js")).text
+    assert 'from "/ui/client/store.js"' in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/client/",
+        "/ui/client/store.d.ts",
+        "/ui/client/../package.json",
+        "/ui/client/%2e%2e/package.json",
+        "/ui/client/contract/graphql.ts",
+        "/ui/client/missing.js",
+        "/ui/client/a/b/c.js",
+    ],
+)
+async def test_only_the_built_modules_are_reachable_under_ui_client(
+    development: httpx.AsyncClient, path: str
+) -> None:
+    assert (await development.get(path)).status_code == 404
 
 
 async def test_the_page_loads_nothing_from_elsewhere_and_has_no_inline_code(
@@ -76,7 +105,9 @@ async def test_the_page_loads_nothing_from_elsewhere_and_has_no_inline_code(
     assert "insertAdjacentHTML" not in script
 
 
-@pytest.mark.parametrize("path", ["/ui/", "/ui/../server/settings.py", "/ui/index.html"])
+@pytest.mark.parametrize(
+    "path", ["/ui/", "/ui/../server/settings.py", "/ui/index.html", "/ui/socket.io.min.js"]
+)
 async def test_nothing_else_under_ui_is_reachable(
     development: httpx.AsyncClient, path: str
 ) -> None:

@@ -1,6 +1,7 @@
 """The delivery guarantee under concurrency, checked against a model (bench/delivery_model.py).
 
-Two servers, concurrent GraphQL and SQL writers, clients that drop and catch up; about 90 s.
+Two servers, concurrent GraphQL and SQL writers, clients that drop and catch up (one of them the
+feed client package, client/, in Node); about 90 s.
 The seed changes every run and is printed (and named in every violation); replay one with
 DELIVERY_MODEL_SEED=<seed>. The longer run: `python -m bench.delivery_model --seconds 600`.
 """
@@ -14,9 +15,16 @@ from pathlib import Path
 import pytest
 
 from bench.delivery_model import ModelConfig, default_seed, run_model
+from tests.client.build import build_client
 
 # Sized for a two-core CI machine: the run itself, checkpoints included, then the final check.
 CI_RUN = ModelConfig(seconds=70.0, writers=6, clients=6, seed=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_client() -> None:
+    """One of the model's clients is the feed client package: built from its current sources."""
+    build_client()
 
 
 @pytest.mark.timeout(300)
