@@ -53,6 +53,22 @@ EVENTS_EMITTED = Counter(
     "Socket.IO events sent, by event name (one per emit, whatever the number of recipients).",
     ["event"],
 )
+SOCKET_DELIVERIES = Counter(
+    "crm_socket_deliveries",
+    "Events delivered to one socket, by path: 'direct' (framed once, written straight to the "
+    "socket's transport) or 'library' (through engine.io's queue: long-polling, back-pressure, "
+    "binary or ack emits, or every delivery while the fast path is off).",
+    ["path"],
+)
+SOCKET_FAST_PATH_ENABLED = Gauge(
+    "crm_socket_fast_path_enabled",
+    "1 when the direct-write fan-out is on; 0 when a library it reads changed (see the log).",
+    multiprocess_mode="livemin",
+)
+SOCKETS_CUT_STALLED = Counter(
+    "crm_sockets_cut_stalled",
+    "Sockets disconnected because their engine.io queue reached 1,000 packets (stopped reading).",
+)
 LISTENER_RECONNECTS = Counter(
     "crm_listener_reconnects",
     "Times the LISTEN connection was lost and opened again (each followed by a resync).",

@@ -1,4 +1,4 @@
-"""What the database announces and what Socket.IO clients receive (CONTRACT.md §4).
+"""What the database announces and what Socket.IO clients receive (docs/EVENTS.md).
 
 An announcement is the parsed `pg_notify` payload of `tg_notifications__announce`: it names one
 row id (a one-row statement) or an action and a count (a bulk statement), never a row, so the

@@ -56,6 +56,7 @@ async def running_realtime(
     counter = UnreadCounter(count=count, emit=gateway.emit, room=ROOM)
     broadcaster = Broadcaster(
         emit=gateway.emit,
+        emit_many=gateway.emit_many,
         pool=pool,
         cursor_secret=settings.jwt_secret,
         counts_changed=counter.broadcast,

@@ -101,6 +101,27 @@ async def test_a_sql_insert_counts_one_created_event(
     )
 
 
+async def test_deliveries_are_counted_by_path_and_the_fast_path_reports_itself_on(
+    server: ServerProcess, new_client: NewClient, committed_db: psycopg.Connection[DictRow]
+) -> None:
+    websocket, polling = new_client(), new_client()
+    await websocket.connect(server.url, auth={"token": token()}, transports=["websocket"])
+    await polling.connect(server.url, auth={"token": token()}, transports=["polling"])
+    before = scrape(server)
+    assert value(before, "crm_socket_fast_path_enabled") == 1
+
+    committed_db.execute("""INSERT INTO leads ("firstName", "lastName") VALUES ('Ada', 'P')""")
+    await websocket.next_event("notification:created")
+    await polling.next_event("notification:created")
+
+    def grew(path: str) -> float:
+        after = value(scrape(server), "crm_socket_deliveries_total", path=path)
+        return after - value(before, "crm_socket_deliveries_total", path=path)
+
+    # One event each; unread counts may follow on both paths too, so at least one.
+    await eventually(lambda: grew("direct") >= 1 and grew("library") >= 1)
+
+
 def test_a_graphql_request_is_timed_under_its_root_fields_never_its_operation_name(
     server: ServerProcess,
 ) -> None:

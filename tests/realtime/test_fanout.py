@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 from collections.abc import AsyncIterator, Callable
@@ -151,8 +152,9 @@ class InProcessServer:
         return protocol
 
 
-@pytest.fixture
-async def in_process() -> AsyncIterator[InProcessServer]:
+@contextlib.asynccontextmanager
+async def serving_in_process() -> AsyncIterator[InProcessServer]:
+    """The app's SocketGateway on uvicorn (the protocol and options of `serve`), on this loop."""
     settings = load_settings({"APP_ENV": "production", "JWT_SECRET": SECRET})
     gateway = SocketGateway(settings)
     port = free_port()
@@ -160,7 +162,8 @@ async def in_process() -> AsyncIterator[InProcessServer]:
         socketio.ASGIApp(gateway.sio),
         host="127.0.0.1",
         port=port,
-        ws="websockets-sansio",  # as `serve` runs it: the protocol FanoutManager writes to
+        ws="server.realtime.ws_protocol:LeanWebSocketsProtocol",  # as `serve` runs it
+        ws_ping_interval=None,
         ws_per_message_deflate=False,
         lifespan="off",
         log_config=None,
@@ -179,6 +182,12 @@ async def in_process() -> AsyncIterator[InProcessServer]:
         await gateway.close()
         server.should_exit = True
         await asyncio.wait_for(serving, WAIT)
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[InProcessServer]:
+    async with serving_in_process() as running:
+        yield running
 
 
 async def turns(count: int) -> None:
@@ -296,3 +305,33 @@ async def test_long_polling_and_upgraded_sockets_get_broadcasts_through_the_libr
     await client.wait_until(lambda: len(client.named("n")) == 30)
     assert client.named("n") == list(range(30))
     assert (in_process.manager.direct_writes, in_process.manager.queued_writes) == (0, 30)
+
+
+async def test_the_events_of_one_batch_reach_a_socket_in_one_write_in_order(
+    in_process: InProcessServer,
+) -> None:
+    client = await quiet_websocket_client(in_process)
+    manager = in_process.manager
+    writes, direct = manager.socket_writes, manager.direct_writes
+
+    await in_process.gateway.emit_many(
+        [(NOTIFICATION_DELETED, {"id": str(n)}) for n in range(3)]  # the listener's batch
+    )
+
+    await client.wait_until(lambda: len(client.named(NOTIFICATION_DELETED)) == 3)
+    assert [event["id"] for event in client.named(NOTIFICATION_DELETED)] == ["0", "1", "2"]
+    assert (manager.socket_writes, manager.direct_writes) == (writes + 1, direct + 3)
+
+
+async def test_a_batch_to_a_socket_under_back_pressure_joins_its_queue_in_order(
+    in_process: InProcessServer,
+) -> None:
+    client = await quiet_websocket_client(in_process)
+    protocol = in_process.protocol(client)
+    protocol.pause_writing()
+    await in_process.gateway.emit_many([(NOTIFICATION_DELETED, {"id": str(n)}) for n in range(3)])
+    protocol.resume_writing()
+    await in_process.gateway.emit_many([(NOTIFICATION_DELETED, {"id": str(n)}) for n in (3, 4)])
+
+    await client.wait_until(lambda: len(client.named(NOTIFICATION_DELETED)) == 5)
+    assert [event["id"] for event in client.named(NOTIFICATION_DELETED)] == list("01234")
