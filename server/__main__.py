@@ -43,10 +43,18 @@ def _database_url(settings: Settings) -> tuple[str, Path | None]:
     return url, embedded.bin_dir
 
 
+def _direct_database_url(settings: Settings) -> tuple[str, Path | None]:
+    """LISTEN_DATABASE_URL when set: migrations hold a session-level advisory lock and run in
+    transactions of their own, which a pooler in transaction mode cannot keep together."""
+    if settings.listen_database_url is not None:
+        return settings.listen_database_url, None
+    return _database_url(settings)
+
+
 def command_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from server.migrate import migrate
 
-    url, _ = _database_url(settings)
+    url, _ = _direct_database_url(settings)
     print(migrate(url), end="")
     return 0
 
@@ -54,7 +62,7 @@ def command_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def command_dump_schema(settings: Settings, _args: argparse.Namespace) -> int:
     from server.migrate import run_dbmate
 
-    url, bin_dir = _database_url(settings)
+    url, bin_dir = _direct_database_url(settings)
     run_dbmate(url, ["up"], pg_bin_dir=bin_dir, dump_schema=True)
     print("db/schema.sql written")
     return 0
@@ -91,9 +99,10 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.accounts import creates_development_user, ensure_development_user
     from server.logs import log_config
     from server.migrate import migrate
+    from server.realtime.drain import serve
 
     url, _ = _database_url(settings)
-    print(migrate(url), end="")
+    print(migrate(settings.listen_database_url or url), end="")  # direct: see _direct_database_url
     if creates_development_user(settings):
         asyncio.run(ensure_development_user(url))
     # Worker processes read their settings from the environment: hand them the resolved ones.
@@ -110,23 +119,29 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
             args.workers,
         )
     with metrics_folder(args.workers):
-        uvicorn.run(
-            "server.app:create_app_from_environment",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=args.workers,
-            # Per-message deflate doubles memory per socket and costs CPU on every message.
-            ws_per_message_deflate=False,
-            # The protocol whose connections FanoutManager writes to directly (realtime/fanout).
-            ws="websockets-sansio",
-            # Refuse big client frames before buffering them: engine.io's own cap is smaller.
-            ws_max_size=WEBSOCKET_MAX_FRAME_BYTES,
-            # The same logging in every worker: uvicorn applies this dict in each process.
-            log_config=log_config(settings),
-            log_level=settings.log_level.lower(),
-            lifespan="on",
-            timeout_graceful_shutdown=5,
+        # uvicorn.run, with the drain on SIGTERM (server/realtime/drain.py).
+        serve(
+            uvicorn.Config(
+                "server.app:create_app_from_environment",
+                factory=True,
+                host=args.host or settings.host,
+                port=args.port or settings.port,
+                workers=args.workers,
+                # Per-message deflate doubles memory per socket and costs CPU on every message.
+                ws_per_message_deflate=False,
+                # uvicorn's websockets-sansio protocol with leaner per-connection state; the one
+                # whose connections FanoutManager writes to directly (realtime/ws_protocol.py).
+                ws="server.realtime.ws_protocol:LeanWebSocketsProtocol",
+                # engine.io pings every socket already (and closes a silent one): no second ping.
+                ws_ping_interval=None,
+                # Refuse big client frames before buffering them: engine.io's own cap is smaller.
+                ws_max_size=WEBSOCKET_MAX_FRAME_BYTES,
+                # The same logging in every worker: uvicorn applies this dict in each process.
+                log_config=log_config(settings),
+                log_level=settings.log_level.lower(),
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+            )
         )
     return 0
 
@@ -146,11 +161,11 @@ def command_psql(settings: Settings, args: argparse.Namespace) -> int:
     import shutil
 
     from server.database_url import password, without_password
-    from server.embedded_postgres import client_bin_dir
+    from server.embedded_postgres import shipped_client
 
     url, _ = _database_url(settings)
-    shipped = client_bin_dir() / "psql"
-    psql = str(shipped) if shipped.exists() else shutil.which("psql")
+    shipped = shipped_client("psql")
+    psql = str(shipped) if shipped is not None else shutil.which("psql")
     if psql is None:
         print("psql: not found", file=sys.stderr)
         return 1
@@ -312,12 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.logs import log_config
 
     logging.config.dictConfig(log_config(settings))
+    from server.embedded_postgres import EmbeddedPostgresMissing
     from server.migrate import MigrationError
 
     handler = args.handler
     try:
         result: int = handler(settings, args)
-    except MigrationError as exc:  # an unreachable database or a failed migration: no traceback
+    # An unreachable database, a failed migration, or no database at all: one line, no traceback.
+    except (MigrationError, EmbeddedPostgresMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return result

@@ -12,16 +12,14 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from server.errors import BadInput, DatabaseUnavailable, DomainError, NotFound
-from server.settings import DatabaseTimeouts
+from server.settings import DatabaseTimeouts, PoolMode
 
 Connection = AsyncConnection[DictRow]
 Pool = AsyncConnectionPool[Connection]
 
 
-def configure_connection(
-    timeouts: DatabaseTimeouts,
-) -> Callable[[Connection], Coroutine[Any, Any, None]]:
-    """How every pooled connection is set up.
+def session_settings(timeouts: DatabaseTimeouts) -> dict[str, str]:
+    """What every unit of work runs under.
 
     UTC, so times leave as ISO 8601 with a zone. Time limits, so a lock held elsewhere (a `psql`
     user who typed BEGIN) or a runaway statement answers an error instead of holding a request
@@ -30,23 +28,48 @@ def configure_connection(
     uses) assumes a tenth of the table and picks a parallel plan whose workers cost more to start
     than the whole read.
     """
+    return {
+        "TimeZone": "UTC",
+        "max_parallel_workers_per_gather": "0",
+        "statement_timeout": f"{timeouts.statement_seconds}s",
+        "lock_timeout": f"{timeouts.lock_seconds}s",
+        "idle_in_transaction_session_timeout": f"{timeouts.idle_in_transaction_seconds}s",
+    }
+
+
+def _set_config(settings: dict[str, str], *, local: bool) -> tuple[str, list[str]]:
+    """One statement that applies `settings`, for the session or for the transaction only."""
+    calls = ", ".join(f"set_config(%s, %s, {'true' if local else 'false'})" for _ in settings)
+    return f"SELECT {calls}", [text for item in settings.items() for text in item]
+
+
+def configure_connection(
+    timeouts: DatabaseTimeouts,
+) -> Callable[[Connection], Coroutine[Any, Any, None]]:
+    """Session mode: each pooled connection is set up once, when it is opened."""
+    statement, params = _set_config(session_settings(timeouts), local=False)
 
     async def configure(conn: Connection) -> None:
-        await conn.execute("SET TIME ZONE 'UTC'")
-        await conn.execute("SET max_parallel_workers_per_gather = 0")
-        await conn.execute(
-            "SELECT set_config('statement_timeout', %s, false), "
-            "set_config('lock_timeout', %s, false), "
-            "set_config('idle_in_transaction_session_timeout', %s, false)",
-            (
-                f"{timeouts.statement_seconds}s",
-                f"{timeouts.lock_seconds}s",
-                f"{timeouts.idle_in_transaction_seconds}s",
-            ),
-        )
+        await conn.execute(statement, params)
         await conn.commit()
 
     return configure
+
+
+def configure_transaction(
+    timeouts: DatabaseTimeouts,
+) -> Callable[[Connection], Coroutine[Any, Any, None]]:
+    """Transaction mode (PgBouncer): each unit of work starts its transaction with the settings,
+    local to it. Through such a pooler a session setting would stay on whichever server
+    connection ran it, for the next client, and the next transaction of ours may run on another
+    one; so nothing here depends on the session. Run as the pool's `check`, it also proves the
+    connection works before it is handed out (a broken one is replaced)."""
+    statement, params = _set_config(session_settings(timeouts), local=True)
+
+    async def begin(conn: Connection) -> None:
+        await conn.execute(statement, params)  # opens the transaction the caller goes on in
+
+    return begin
 
 
 def create_pool(
@@ -55,15 +78,28 @@ def create_pool(
     min_size: int = 2,
     max_size: int = 10,
     timeouts: DatabaseTimeouts | None = None,
+    pool_mode: PoolMode = "session",
 ) -> AsyncConnectionPool[Connection]:
-    """An unopened pool; the lifespan opens it (and waits for it) and closes it."""
+    """An unopened pool; the lifespan opens it (and waits for it) and closes it.
+
+    `pool_mode="transaction"` is for DATABASE_URL behind PgBouncer in transaction mode: no
+    prepared statements (PgBouncer 1.18 cannot route them) and the settings applied per
+    transaction, at the cost of one more round trip per unit of work. Session mode, the default,
+    sets each connection up once and lets psycopg prepare frequent statements.
+    """
+    timeouts = timeouts or DatabaseTimeouts()
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": False}
+    per_transaction = pool_mode == "transaction"
+    if per_transaction:
+        kwargs["prepare_threshold"] = None
     return AsyncConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         open=False,
-        kwargs={"row_factory": dict_row, "autocommit": False},
-        configure=configure_connection(timeouts or DatabaseTimeouts()),
+        kwargs=kwargs,
+        configure=None if per_transaction else configure_connection(timeouts),
+        check=configure_transaction(timeouts) if per_transaction else None,
         connection_class=AsyncConnection[DictRow],
         timeout=5.0,
         name="crm",

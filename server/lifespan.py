@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from server.db import Connection, create_pool
 from server.metrics import pool_gauges
+from server.realtime.drain import on_drain, realtime_drain
 from server.realtime.listener import ListenerOptions
 from server.realtime.runtime import Realtime, running_realtime
 from server.realtime.sio import SocketGateway
@@ -52,7 +53,11 @@ def lifespan_for(
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = create_pool(database_url, timeouts=settings.database_timeouts)
+        pool = create_pool(
+            database_url,
+            timeouts=settings.database_timeouts,
+            pool_mode=settings.database_pool_mode,
+        )
         await pool.open(wait=True, timeout=10.0)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(pool.close)
@@ -63,12 +68,15 @@ def lifespan_for(
                     running_realtime(
                         gateway,
                         settings=settings,
-                        database_url=database_url,
+                        # LISTEN needs a session: never through a transaction pooler.
+                        database_url=settings.listen_database_url or database_url,
                         pool=pool,
                         options=listener_options,
                         revocations=revocations,
                     )
                 )
+                # SIGTERM hands the sockets over before uvicorn closes them (realtime/drain.py).
+                stack.callback(on_drain(realtime_drain(realtime)))
             await stack.enter_async_context(pool_gauges(pool))
             app.state.crm = AppState(
                 settings=settings, pool=pool, realtime=realtime, revocations=revocations

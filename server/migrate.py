@@ -132,7 +132,9 @@ def migrate(url: str) -> str:
     """Apply pending migrations; what dbmate printed is returned for the log.
 
     Several processes may start at once on an empty database: an advisory lock lets one
-    migrate while the others wait, and then find nothing pending.
+    migrate while the others wait, and then find nothing pending. The lock belongs to this
+    session, so `url` must reach PostgreSQL itself, never a pooler in transaction mode
+    (LISTEN_DATABASE_URL; `python -m server` passes it).
     """
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)

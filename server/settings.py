@@ -12,6 +12,11 @@ from typing import Literal
 
 AppEnv = Literal["development", "production"]
 LogFormat = Literal["json", "text"]
+# DATABASE_POOL_MODE: what DATABASE_URL reaches. `session`: PostgreSQL itself (or a pooler in
+# session mode), so a connection keeps its settings; `transaction`: a pooler in transaction mode
+# (PgBouncer), where consecutive transactions of one connection may run on different servers.
+PoolMode = Literal["session", "transaction"]
+POOL_MODES: tuple[PoolMode, ...] = ("session", "transaction")
 SOCKETIO_TRANSPORT_NAMES = ("polling", "websocket")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_JWT_SECRET_BYTES = 32  # HS256's hash size: a shorter key is weaker than the signature
@@ -96,6 +101,10 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     socket_limits: SocketLimits = field(default_factory=lambda: SocketLimits())
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    # LISTEN_DATABASE_URL: a direct PostgreSQL URL for what needs a session of its own (LISTEN,
+    # migrations and their advisory lock); None means DATABASE_URL.
+    listen_database_url: str | None = None
+    database_pool_mode: PoolMode = "session"
 
     @property
     def is_development(self) -> bool:
@@ -310,6 +319,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
 
+    listen_database_url, database_pool_mode = load_database_routing(env, database_url)
     origins = tuple(
         origin.strip()
         for origin in env.get("CORS_ORIGINS", "http://localhost:3000").split(",")
@@ -334,7 +344,41 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         limits=load_limits(env),
         socket_limits=load_socket_limits(env),
         database_timeouts=load_database_timeouts(env),
+        listen_database_url=listen_database_url,
+        database_pool_mode=database_pool_mode,
     )
+
+
+def parse_pool_mode(text: str | None) -> PoolMode:
+    value = (text or "session").strip().lower() or "session"
+    for mode in POOL_MODES:
+        if value == mode:
+            return mode
+    raise SettingsError(f"DATABASE_POOL_MODE={text!r} must be session or transaction")
+
+
+def load_database_routing(
+    env: Mapping[str, str], database_url: str | None
+) -> tuple[str | None, PoolMode]:
+    """LISTEN_DATABASE_URL and DATABASE_POOL_MODE, checked against DATABASE_URL.
+
+    Behind a pooler in transaction mode a LISTEN (and a session advisory lock) would belong to
+    whichever client the server connection serves next, so that mode needs a direct URL.
+    """
+    listen_url = env.get("LISTEN_DATABASE_URL") or None
+    pool_mode = parse_pool_mode(env.get("DATABASE_POOL_MODE"))
+    if listen_url is not None and database_url is None:
+        raise SettingsError(
+            "LISTEN_DATABASE_URL is set but DATABASE_URL is not: set both (DATABASE_URL may go "
+            "through PgBouncer, LISTEN_DATABASE_URL goes straight to PostgreSQL)"
+        )
+    if pool_mode == "transaction" and listen_url is None:
+        raise SettingsError(
+            "DATABASE_POOL_MODE=transaction needs LISTEN_DATABASE_URL: LISTEN and migrations "
+            "need a session of their own, so point it straight at PostgreSQL, not at the pooler "
+            "(docs/DEPLOYMENT.md)"
+        )
+    return listen_url, pool_mode
 
 
 def load_database_timeouts(env: Mapping[str, str]) -> DatabaseTimeouts:

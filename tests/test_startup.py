@@ -4,6 +4,7 @@ process's arguments, and one clear line when the database cannot be reached."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 
 from server.migrate import dbmate_command
-from server.settings import PROJECT_ROOT
+from server.settings import PROJECT_ROOT, SettingsError, load_settings
 from tests.conftest import PostgresServer
 from tests.realtime.harness import SECRET, free_port
 
@@ -144,3 +145,76 @@ def test_an_unreachable_database_gives_one_clear_line_and_a_non_zero_exit() -> N
     shown = url.replace(f":{PASSWORD}@", "@")
     assert lines[0].startswith(f"error: cannot reach the database at {shown}: "), lines[0]
     assert "check that PostgreSQL runs there" in lines[0]
+
+
+def test_migrate_goes_to_the_direct_url_when_the_pool_goes_through_a_pooler(
+    empty_database: str,
+) -> None:
+    """DATABASE_URL may name PgBouncer in transaction mode; migrations (a session advisory lock,
+    their own transactions) use LISTEN_DATABASE_URL. Here DATABASE_URL reaches nothing at all."""
+    env = {
+        **environment(f"postgresql://crm@127.0.0.1:{free_port()}/crm"),
+        "LISTEN_DATABASE_URL": empty_database,
+        "DATABASE_POOL_MODE": "transaction",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "migrate"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(empty_database) as conn:
+        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    assert [row[0] for row in rows] == [name.split("_", 1)[0] for name in MIGRATIONS]
+
+
+def test_transaction_pool_mode_without_a_direct_url_is_refused_in_one_line() -> None:
+    env = {
+        **environment("postgresql://crm@127.0.0.1:6432/crm"),
+        "DATABASE_POOL_MODE": "transaction",
+    }
+    env.pop("LISTEN_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("configuration error: DATABASE_POOL_MODE=transaction needs ")
+    assert "LISTEN_DATABASE_URL" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"DATABASE_POOL_MODE": "statement"}, "DATABASE_POOL_MODE='statement' must be session or"),
+        ({"LISTEN_DATABASE_URL": "postgresql://db/crm", "DATABASE_URL": ""}, "but DATABASE_URL"),
+        ({"DATABASE_POOL_MODE": "transaction"}, "needs LISTEN_DATABASE_URL"),
+    ],
+)
+def test_pooler_settings_that_cannot_work_are_refused(
+    environ: dict[str, str], message: str
+) -> None:
+    base = {"DATABASE_URL": "postgresql://pgbouncer:6432/crm", "JWT_SECRET": SECRET}
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({**base, **environ})
+
+
+def test_the_listen_url_and_the_pool_mode_are_read() -> None:
+    pooled = {"DATABASE_URL": "postgresql://pgbouncer:6432/crm", "JWT_SECRET": SECRET}
+    assert load_settings(pooled).listen_database_url is None  # LISTEN uses DATABASE_URL
+    assert load_settings(pooled).database_pool_mode == "session"
+    direct = {**pooled, "LISTEN_DATABASE_URL": "postgresql://db/crm"}
+    settings = load_settings({**direct, "DATABASE_POOL_MODE": " Transaction "})
+    assert settings.listen_database_url == "postgresql://db/crm"
+    assert settings.database_pool_mode == "transaction"

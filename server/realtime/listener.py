@@ -104,6 +104,7 @@ class Listener:
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0
         self.dropped = 0  # announcements lost to a full queue (a resync replaced them)
+        self._handing_over = False  # the dispatcher is inside the sink (drain waits for it)
 
     @property
     def listening(self) -> bool:
@@ -126,6 +127,39 @@ class Listener:
             asyncio.create_task(self._read_forever(), name="listener-reader"),
             asyncio.create_task(self._dispatch_forever(), name="listener-dispatcher"),
         ]
+
+    async def drain(self, within: float) -> None:
+        """Shutdown (server/realtime/drain.py): stop listening, hand every announcement already
+        received to the sink, waiting up to `within` seconds in all, then stop. What comes
+        after the cut reaches clients through catch-up."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                for task in self._tasks:
+                    if task.get_name() == "listener-reader":
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                if self._revocations is not None:
+                    self._revocations.suspend()  # no more revocations will be heard
+                await self._take_the_rest()
+                while self._handing_over or not self._queue.empty():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        await self.stop()
+
+    async def _take_the_rest(self) -> None:
+        """UNLISTEN, then queue what the database sent before it took effect (psycopg keeps
+        what arrives during a statement for the next notifies())."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return  # the reader was cut inside its liveness check: nothing more to read safely
+        try:
+            await conn.execute("UNLISTEN *")
+            async for notify in conn.notifies(timeout=0):
+                self._received(notify)
+        except psycopg.Error as exc:
+            logger.warning("action=listener_drain_failed error=%s", type(exc).__name__)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -192,10 +226,7 @@ class Listener:
         options = self._options
         while True:
             async for notify in conn.notifies(timeout=options.window_seconds):
-                if notify.channel == self._channel:
-                    self._accept(notify.payload)
-                elif notify.channel == revocation.CHANNEL and self._revocations is not None:
-                    self._revocations.revoke(notify.payload)
+                self._received(notify)
             async with asyncio.timeout(options.liveness_timeout_seconds):
                 await conn.execute("SELECT 1")
 
@@ -214,6 +245,12 @@ class Listener:
                     delay,
                     type(exc).__name__,
                 )
+
+    def _received(self, notify: psycopg.Notify) -> None:
+        if notify.channel == self._channel:
+            self._accept(notify.payload)
+        elif notify.channel == revocation.CHANNEL and self._revocations is not None:
+            self._revocations.revoke(notify.payload)
 
     def _accept(self, payload: str) -> None:
         try:
@@ -254,6 +291,7 @@ class Listener:
                     batch.append(self._queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            self._handing_over = True
             try:
                 await self._sink(batch)
             except Exception:
@@ -261,3 +299,5 @@ class Listener:
                 if not all(isinstance(item, Resync) for item in batch):
                     # Clients missed these events; tell them to refetch.
                     self._enqueue(Resync(reason="dispatch-failed"))
+            finally:
+                self._handing_over = False

@@ -5,6 +5,9 @@ The count is the newest fold plus the delta of every transaction committed after
 server process folds at most once per `min_interval` when announcements arrive; folds are
 idempotent and one process at a time does the work (the query's try-lock), so several processes
 need no coordination. Writers never wait for a fold: it only reads their committed rows.
+
+The try-lock is transaction-scoped (`pg_try_advisory_xact_lock`) and taken in the fold's own
+transaction, so it holds through PgBouncer in transaction mode too (docs/DEPLOYMENT.md (g)).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""SIGTERM: the server stops accepting, closes its sockets and its LISTEN connection, and exits."""
+"""SIGTERM: the server stops accepting, drains, closes its sockets so that clients reconnect
+elsewhere, closes its LISTEN connection, and exits. (With other processes and a writer:
+tests/deploy/test_rolling_deploy.py.)"""
 
 from __future__ import annotations
 
@@ -6,12 +8,26 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import DictRow
 
 from tests.realtime.harness import RecordingClient, start_server, token
+
+
+class ReasonRecordingClient(RecordingClient):
+    """Also keeps why each connection ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: list[Any] = []
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        self.reasons.append(reason)
+        await super()._on_disconnect(reason)
+
 
 LISTENERS = (
     "SELECT count(*) AS n FROM pg_stat_activity "
@@ -23,7 +39,7 @@ async def test_sigterm_closes_sockets_and_the_listen_connection_and_exits_within
     database_url: str, tmp_path: Path, committed_db: psycopg.Connection[DictRow]
 ) -> None:
     server = start_server(database_url, tmp_path)
-    clients = [RecordingClient(), RecordingClient()]
+    clients = [ReasonRecordingClient(), ReasonRecordingClient()]
     try:
         await clients[0].connect(server.url, auth={"token": token()})
         await clients[1].connect(server.url, auth={"token": token()}, headers={})
@@ -41,11 +57,15 @@ async def test_sigterm_closes_sockets_and_the_listen_connection_and_exits_within
         assert elapsed < 10.0
         for client in clients:
             await client.wait_until(lambda c=client: c.disconnects == 1)
+            # The connection closed under it: Socket.IO's clients reconnect after that (they
+            # would stay away after a Socket.IO DISCONNECT, "io server disconnect").
+            assert client.reasons == [client.sio.reason.TRANSPORT_ERROR]
         row = committed_db.execute(LISTENERS).fetchone()
         assert row is not None
         assert row["n"] == 0
         log = server.log()
         assert "action=listener_stopped" in log
+        assert "action=drained sockets=2 unflushed=0" in log
         assert "Application shutdown complete" in log
     finally:
         for client in clients:
