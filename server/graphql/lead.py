@@ -54,7 +54,7 @@ async def resolve_create_lead(_obj: None, info: Info, input: dict[str, Any]) -> 
     status = input.get("status")
     first_name = required_text(input["firstName"], name="firstName")
     last_name = required_text(input["lastName"], name="lastName")
-    async with ctx.connection() as conn:
+    async with ctx.statement() as conn:  # one INSERT: the lead, its notification by trigger
         return await lead_insert(
             conn,
             first_name=first_name,

@@ -134,14 +134,33 @@ INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 
 
 def query_parser(limits: Limits) -> Callable[[Any, dict[str, Any]], DocumentNode]:
-    """ariadne's `query_parser`: graphql-core's parser, stopped after `graphql_max_tokens`."""
+    """ariadne's `query_parser`: graphql-core's parser, stopped after `graphql_max_tokens`.
+
+    Documents are remembered per query text, like validation answers (same bounds): clients
+    send the same few texts again and again, and parsing one costs as much as the unread
+    count's whole query. A parsed document is never changed by validation or execution, so
+    requests can share it. A text that does not parse is not remembered (it raises each time).
+    """
+    documents: OrderedDict[str, DocumentNode] = OrderedDict()
 
     def parse_with_limits(_context: Any, data: dict[str, Any]) -> DocumentNode:
-        return parse(
-            data["query"],
+        query = data["query"]
+        cacheable = isinstance(query, str) and len(query) <= CACHED_QUERY_MAX_CHARS
+        if cacheable:
+            document = documents.get(query)
+            if document is not None:
+                documents.move_to_end(query)
+                return document
+        document = parse(
+            query,
             max_lexical_tokens=limits.graphql_max_tokens,
             max_comments=limits.graphql_max_tokens,
         )
+        if cacheable:
+            documents[query] = document
+            while len(documents) > VALIDATION_CACHE_ENTRIES:
+                documents.popitem(last=False)
+        return document
 
     return parse_with_limits
 
@@ -299,19 +318,31 @@ def validation_rules(
     """ariadne's `validation_rules`, per request: the cost depends on the request's variables."""
     depth = depth_limit_rule(limits.graphql_max_depth)
     aliases = alias_limit_rule(limits.graphql_max_aliases)
+    # The cost rule of each cached (query, variables) pair, made once: making a rule class
+    # costs more than looking up the validation answer it leads to.
+    cost_rules: OrderedDict[tuple[str, str], type[ASTValidationRule]] = OrderedDict()
 
     def rules(
         _context: Any, _document: DocumentNode, data: Any
     ) -> Collection[type[ASTValidationRule]]:
         raw = data.get("variables") if isinstance(data, dict) else None
         variables = raw if isinstance(raw, dict) else None
-        cost = cost_limit_rule(schema, limits.graphql_max_cost, variables)
         query = data.get("query") if isinstance(data, dict) else None
+        key = None
         if isinstance(query, str) and len(query) <= CACHED_QUERY_MAX_CHARS:
             # Variables that JSON cannot hold again are validated without the cache.
             with contextlib.suppress(TypeError, ValueError, RecursionError):
                 key = (query, json.dumps(variables, sort_keys=True))
+        cost = cost_rules.get(key) if key is not None else None
+        if cost is not None:
+            cost_rules.move_to_end(key)  # type: ignore[arg-type]
+        else:
+            cost = cost_limit_rule(schema, limits.graphql_max_cost, variables)
+            if key is not None:
                 cost.cache_key = key  # type: ignore[attr-defined]
+                cost_rules[key] = cost
+                while len(cost_rules) > VALIDATION_CACHE_ENTRIES:
+                    cost_rules.popitem(last=False)
         return (MaxIntrospectionDepthRule, depth, aliases, cost)
 
     return rules
@@ -339,7 +370,9 @@ def caching_validator() -> Callable[..., list[GraphQLError]]:
         max_errors: int | None = None,
         **kwargs: Any,
     ) -> list[GraphQLError]:
-        key = next((k for r in rules or () if (k := getattr(r, "cache_key", None))), None)
+        # The tagged rule is one of the app's own, which ariadne puts after the specified ones.
+        ordered = list(rules or ())
+        key = next((k for r in reversed(ordered) if (k := getattr(r, "cache_key", None))), None)
         if key is not None and key in answers:
             answers.move_to_end(key)
             return list(answers[key])

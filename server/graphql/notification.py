@@ -9,6 +9,7 @@ from ariadne import MutationType, ObjectType, QueryType
 from server.cursors import decode_cursor
 from server.errors import BadInput, NotFound
 from server.graphql.context import Info, RequestContext
+from server.graphql.execution import row_resolver
 from server.graphql.inputs import page_size, uuid_id
 from server.graphql.retry import retried_when_aborted
 from server.serialization import notification_cursor
@@ -50,7 +51,7 @@ async def resolve_get_notifications(
                 conn, after=cursor, limit=size, unread_only=unread_only
             )
     older_than = decode_cursor(before, secret) if before is not None else None
-    async with ctx.connection() as conn:
+    async with ctx.statement() as conn:
         return await notification_feed_before(
             conn,
             limit=size,
@@ -63,7 +64,7 @@ async def resolve_get_notifications(
 @query.field("getUnreadCount")
 async def resolve_get_unread_count(_obj: None, info: Info) -> int:
     ctx: RequestContext = info.context
-    async with ctx.connection() as conn:
+    async with ctx.statement() as conn:
         return await unread_count(conn)
 
 
@@ -100,6 +101,7 @@ async def resolve_delete_notification(_obj: None, info: Info, id: str) -> bool:
 
 
 @notification.field("cursor")
+@row_resolver
 def resolve_cursor(row: NotificationRow, info: Info) -> str:
     ctx: RequestContext = info.context
     return notification_cursor(row, cursor_secret=ctx.settings.jwt_secret)

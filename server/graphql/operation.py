@@ -10,6 +10,7 @@ the number of labels by the schema whatever clients send.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
@@ -100,8 +101,14 @@ def default_parser(_context: Any, data: dict[str, Any]) -> DocumentNode:
     return parse(data["query"])
 
 
+# Labels remembered per (query text, operation name), as documents are (server/graphql/limits.py).
+CACHED_LABELS = 512
+CACHED_LABEL_MAX_CHARS = 8 * 1024
+
+
 def labelling_parser(schema: GraphQLSchema, parse_query: QueryParser) -> QueryParser:
     """An ariadne `query_parser`: `parse_query`, then the request's label is recorded."""
+    labels: OrderedDict[tuple[str, str | None], str] = OrderedDict()
 
     def parse_and_label(context: Any, data: dict[str, Any]) -> DocumentNode:
         holder = operation_label_var.get()
@@ -109,10 +116,18 @@ def labelling_parser(schema: GraphQLSchema, parse_query: QueryParser) -> QueryPa
             holder.value = INVALID  # until the document parses
         document = parse_query(context, data)
         if holder is not None:
-            name = data.get("operationName")
-            holder.value = operation_label(
-                schema, document, name if isinstance(name, str) else None
-            )
+            raw_name = data.get("operationName")
+            name = raw_name if isinstance(raw_name, str) else None
+            query = data["query"]
+            key = (query, name) if len(query) <= CACHED_LABEL_MAX_CHARS else None
+            label = labels.get(key) if key is not None else None
+            if label is None:
+                label = operation_label(schema, document, name)
+                if key is not None:
+                    labels[key] = label
+                    while len(labels) > CACHED_LABELS:
+                        labels.popitem(last=False)
+            holder.value = label
         return document
 
     return parse_and_label

@@ -67,7 +67,14 @@ def _query(name: str) -> Any:
 
 
 async def fetch_all(conn: Connection, name: str, **params: Any) -> list[Row]:
-    return [row async for row in _query(name)(conn, **params)]
+    """Every row, fetched at once: aiosql's own select hands them out through two nested async
+    generators, a coroutine step per row. Its SQL and parameters go to the driver as aiosql
+    would send them (pyformat, values bound)."""
+    cursor = await conn.execute(_query(name).sql, params)
+    try:
+        return await cursor.fetchall()
+    finally:
+        await cursor.close()
 
 
 async def fetch_one(conn: Connection, name: str, **params: Any) -> Row | None:
