@@ -1,7 +1,8 @@
 """`python -m bench`: start real servers, measure, print a table, write bench/results/<ts>.json.
 
 Scenarios: fanout (our server, C sockets, GraphQL and SQL writers), baseline (a bare
-python-socketio server, same clients, same payloads), api (GraphQL at 32 connections), triggers
+python-socketio server, same clients, same payloads), api (GraphQL at 32 connections, one process,
+beside the NestJS reference built from ../shared/reference/nestjs-seed), triggers
 (pgbench, triggers on/off), memory (KiB per idle socket). Everything runs in throwaway
 databases on DATABASE_URL's server, or on the embedded one when DATABASE_URL is unset.
 """
@@ -58,8 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate", type=float, default=50.0, help="paced writer rate (50/s)")
     parser.add_argument("--paths", default="graphql,sql", help="fan-out writers (graphql,sql)")
-    parser.add_argument("--workers", type=int, default=2, help="server processes (2)")
-    parser.add_argument("--api-seconds", type=float, help="seconds per API load (5)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes for fan-out and memory (1, as the reference; the API runs one)",
+    )
+    parser.add_argument("--api-seconds", type=float, help="seconds per API load (4)")
+    parser.add_argument(
+        "--api-rounds", type=int, help="interleaved rounds of every API load on each server (3)"
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="API loads on our server only, without the NestJS reference (bench/reference.py)",
+    )
     parser.add_argument("--api-rows", type=_csv_ints, help="table sizes (100000,1000000)")
     parser.add_argument("--writers", type=_csv_ints, help="pgbench writers (1,4,16)")
     parser.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run (3)")
@@ -165,12 +179,13 @@ async def run(args: argparse.Namespace, output: Path) -> dict[str, Any]:
             run_api(
                 postgres,
                 ApiOptions(
-                    seconds=_pick(args.api_seconds, 5.0, 3.0, quick),
+                    seconds=_pick(args.api_seconds, 4.0, 3.0, quick),
                     concurrency=32,
-                    workers=args.workers,
+                    rounds=_pick(args.api_rounds, 3, 2, quick),
                     small_rows=rows[0],
                     large_rows=rows[-1],
                     log_dir=log_dir,
+                    reference=not args.no_reference,
                 ),
             ),
         )

@@ -5,7 +5,8 @@
 //   node bench/http_load.mjs '{"url":U,"headers":{...},"body":"...","concurrency":32,"seconds":8}'
 //
 // Prints one JSON line: requests, errors (status != 200 or a GraphQL "errors" member),
-// requests_per_s, p50_ms, p99_ms, max_ms.
+// requests_per_s, p50_ms, p99_ms, max_ms, and sent (every request, the warm-up's included: what
+// the server's CPU time over the whole load is divided by).
 import http from "node:http";
 import { performance } from "node:perf_hooks";
 
@@ -37,12 +38,14 @@ function post() {
 
 const latencies = [];
 let errors = 0;
+let sent = 0;
 let measuring = false;
 
 async function worker(deadline) {
   while (performance.now() < deadline) {
     const started = performance.now();
     const ok = await post();
+    sent += 1;
     if (!measuring) continue;
     latencies.push(performance.now() - started);
     if (!ok) errors += 1;
@@ -66,6 +69,7 @@ process.stdout.write(
     tool: `node ${process.version} http.Agent keep-alive`,
     concurrency: options.concurrency,
     requests: latencies.length,
+    sent,
     errors,
     requests_per_s: latencies.length / elapsed,
     p50_ms: pick(0.5),
