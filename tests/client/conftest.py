@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.client.build import build_client
-from tests.realtime.harness import ServerProcess, start_server
+
+# One real server per test module, the same fixture the realtime tests use.
+from tests.realtime.conftest import server as server  # a fixture: pytest finds it by name
 
 
 @pytest.fixture(scope="module", autouse=True)
 def built_client() -> None:
     build_client()
-
-
-@pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(database_url, tmp_path_factory.mktemp("server"))
-    try:
-        yield process
-    finally:
-        process.terminate()

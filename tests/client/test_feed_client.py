@@ -24,13 +24,17 @@ from tests.client.driver import assert_equal_to_database
 from tests.client.driver import start_store as start_feed_store
 from tests.client.servers import start_on_port
 from tests.conftest import PostgresServer
-from tests.realtime.harness import WAIT, ServerProcess, eventually, start_server, token
+from tests.realtime.harness import (
+    LISTENER,
+    WAIT,
+    ServerProcess,
+    allow_connections,
+    eventually,
+    start_server,
+    token,
+)
 
 QUICK_START = Path(__file__).resolve().parent / "js" / "quick_start.mjs"
-LISTENER = (
-    "SELECT pid FROM pg_stat_activity "
-    "WHERE application_name = 'crm-listener' AND datname = current_database()"
-)
 StartStore = Callable[..., Awaitable[FeedStoreProcess]]
 
 
@@ -77,16 +81,6 @@ def insert_leads_on(
 def listener_pid(conn: psycopg.Connection[DictRow]) -> int:
     (row,) = conn.execute(LISTENER).fetchall()
     return int(row["pid"])
-
-
-def allow_connections(server: PostgresServer, database: str, allowed: bool) -> None:
-    """From another database: PostgreSQL refuses to lock out the one a session is in."""
-    with psycopg.connect(server.admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), sql.Literal(allowed)
-            )
-        )
 
 
 async def test_plain_sql_writers_bulk_statements_and_the_stores_own_writes(

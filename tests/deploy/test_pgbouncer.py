@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 
 from server.db import create_pool
 from server.settings import DatabaseTimeouts
 from tests.deploy.pgbouncer import PgBouncer, pgbouncer_binary, start_pgbouncer
+from tests.deploy.table import catch_up, commit_ordered_ids
 from tests.realtime.harness import RecordingClient, ServerProcess, start_server, token
 
 WITHIN = 20.0
@@ -90,35 +91,11 @@ async def write_with_graphql(url: str, tag: str) -> None:
         )
 
 
-def commit_ordered_ids(database_url: str) -> list[str]:
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        rows = conn.execute(
-            """SELECT n.id::text AS id FROM notifications AS n
-               JOIN notification_transactions AS t ON t.txid = n."createdTxid"
-               ORDER BY t."commitSeq", n."insertSeq" """
-        ).fetchall()
-    return [row["id"] for row in rows]
-
-
 def unread_in_table(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute('SELECT count(*) FROM notifications WHERE NOT "isRead"').fetchone()
     assert row is not None
     return int(row[0])
-
-
-async def catch_up(url: str, after: str) -> list[str]:
-    ids: list[str] = []
-    query = """query ($after: String, $limit: Int) {
-      getNotifications(after: $after, limit: $limit) { id cursor }
-    }"""
-    for _ in range(100):
-        page = (await graphql(url, query, {"after": after, "limit": PAGE}))["getNotifications"]
-        ids += [row["id"] for row in page]
-        if len(page) < PAGE:
-            return ids
-        after = page[0]["cursor"]
-    raise AssertionError("catch-up did not end")
 
 
 async def test_two_servers_behind_pgbouncer_deliver_catch_up_and_count_exactly(
@@ -157,7 +134,7 @@ async def test_two_servers_behind_pgbouncer_deliver_catch_up_and_count_exactly(
         # Catch-up from a cursor in the middle, on either process: exactly the rows after it.
         middle = clients[0].named("notification:created")[len(everything) // 2]
         for server in pooled_servers:
-            caught_up = await catch_up(server.url, middle["cursor"])
+            caught_up = await catch_up(server.url, middle["cursor"], page=PAGE, within=WITHIN)
             assert sorted(caught_up) == sorted(everything[len(everything) // 2 + 1 :])
 
         # The unread count, after reads through both processes: GraphQL and the pushed count.

@@ -16,19 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import socketio
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 
-from tests.realtime.harness import RecordingClient, ServerProcess, start_server, token
+from tests.deploy.table import catch_up, commit_ordered_ids
+from tests.realtime.harness import RecordingClient, ServerProcess, eventually, start_server, token
 
 WITHIN = 20.0  # the bound on every wait here
 PAGE = 50
-CATCH_UP = """query ($after: String, $limit: Int) {
-  getNotifications(after: $after, limit: $limit) { id cursor }
-}"""
 
 
 class FailoverProxy:
@@ -173,40 +170,6 @@ def emptied(committed_db: psycopg.Connection[DictRow]) -> psycopg.Connection[Dic
     return committed_db
 
 
-def commit_ordered_ids(database_url: str) -> list[str]:
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        rows = conn.execute(
-            """SELECT n.id::text AS id FROM notifications AS n
-               JOIN notification_transactions AS t ON t.txid = n."createdTxid"
-               ORDER BY t."commitSeq", n."insertSeq" """
-        ).fetchall()
-    return [row["id"] for row in rows]
-
-
-async def catch_up(url: str, after: str) -> list[str]:
-    """DELIVERY.md's catch-up: `after:` the newest cursor held, page by page; the ids."""
-    ids: list[str] = []
-    async with httpx.AsyncClient(timeout=WITHIN) as http:
-        for _ in range(100):
-            answer = await http.post(
-                f"{url}/graphql",
-                json={"query": CATCH_UP, "variables": {"after": after, "limit": PAGE}},
-                headers={"Authorization": f"Bearer {token()}"},
-            )
-            page = answer.json()["data"]["getNotifications"]
-            ids += [row["id"] for row in page]
-            if len(page) < PAGE:
-                return ids
-            after = page[0]["cursor"]
-    raise AssertionError("catch-up did not end")
-
-
-async def wait_for(check: Any, within: float = WITHIN) -> None:
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110 - polls other processes' progress
-            await asyncio.sleep(0.02)
-
-
 async def test_sigterm_hands_clients_to_another_process_and_catch_up_completes_their_feed(
     database_url: str,
     tmp_path: Path,
@@ -262,7 +225,7 @@ async def test_sigterm_hands_clients_to_another_process_and_catch_up_completes_t
             for name, data in reversed(client.events[:cut])
             if name == "notification:created"
         )
-        caught_up = await catch_up(second.url, newest)
+        caught_up = await catch_up(second.url, newest, page=PAGE, within=WITHIN)
         assert len(before) + len(after) == len(set(before) | set(after)), "an event came twice"
         feed = set(before) | set(after) | set(caught_up)
         assert feed == set(everything)
@@ -284,7 +247,7 @@ async def test_a_process_that_starts_while_another_serves_leaves_its_clients_und
             await client.connect(serving.url, auth={"token": token()}, transports=["websocket"])
             await client.next_event("notifications:unread-count")
         writer.start()
-        await wait_for(lambda: writer.written >= 5)
+        await eventually(lambda: writer.written >= 5, WITHIN)
         joining = await asyncio.to_thread(start_server, database_url, tmp_path)
         servers.append(joining)
         # From its first moment, the new process delivers too.
@@ -292,7 +255,7 @@ async def test_a_process_that_starts_while_another_serves_leaves_its_clients_und
         clients.append(late)
         await late.connect(joining.url, auth={"token": token()}, transports=["websocket"])
         joined_at = writer.written
-        await wait_for(lambda: writer.written >= joined_at + 10)
+        await eventually(lambda: writer.written >= joined_at + 10, WITHIN)
         writer.stop()
         everything = commit_ordered_ids(database_url)
         for client in clients:

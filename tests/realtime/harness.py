@@ -19,19 +19,25 @@ from typing import Any
 import jwt
 import psycopg
 import socketio
+from psycopg import sql
 from psycopg.rows import DictRow
 
 from bench import harness as runner
 from bench.harness import ensure_token_user
 from bench.harness import free_port as free_port
 from server.auth import issue_token
-from tests.conftest import TOKEN_USER_ID
+from tests.conftest import TOKEN_USER_ID, PostgresServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "realtime-tests-secret-that-is-long-enough-for-hs256"
 ALLOWED_ORIGIN = "http://allowed.example"
 OTHER_ORIGIN = "http://elsewhere.example"
 WAIT = 10.0  # the bound on every wait for an event (generous: CI machines are small)
+# The server's LISTEN connection(s) on the current database, by the application name it sets.
+LISTENER = (
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE application_name = 'crm-listener' AND datname = current_database()"
+)
 
 
 async def eventually(check: Callable[[], bool], within: float = WAIT) -> None:
@@ -191,3 +197,13 @@ def insert_lead(
     ).fetchone()
     assert row is not None
     return int(row["id"])
+
+
+def allow_connections(server: PostgresServer, database: str, allowed: bool) -> None:
+    """From another database: PostgreSQL refuses to lock out the one a session is in."""
+    with psycopg.connect(server.admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(database), sql.Literal(allowed)
+            )
+        )

@@ -5,31 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import DictRow
 
 from tests.conftest import PostgresServer
-from tests.realtime.harness import RecordingClient, ServerProcess, eventually, token
+from tests.realtime.harness import (
+    LISTENER,
+    RecordingClient,
+    ServerProcess,
+    allow_connections,
+    eventually,
+    token,
+)
 
 NewClient = Callable[[], RecordingClient]
-LISTENER = (
-    "SELECT pid FROM pg_stat_activity "
-    "WHERE application_name = 'crm-listener' AND datname = current_database()"
-)
 
 
 def listener_pids(conn: psycopg.Connection[DictRow]) -> list[int]:
     return [row["pid"] for row in conn.execute(LISTENER).fetchall()]
-
-
-def allow_connections(server: PostgresServer, database: str, allowed: bool) -> None:
-    """From another database: Postgres refuses to lock out the one a session is in."""
-    with psycopg.connect(server.admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), sql.Literal(allowed)
-            )
-        )
 
 
 async def test_a_killed_listener_reconnects_and_every_client_resyncs_not_ready_meanwhile(
