@@ -2,7 +2,7 @@
 
 Scenarios: fanout (our server, C sockets, GraphQL and SQL writers), baseline (a bare
 python-socketio server, same clients, same payloads), api (GraphQL at 32 connections, one process,
-beside the NestJS reference built from ../shared/reference/nestjs-seed), triggers
+beside the NestJS reference, bench/reference.py: REFERENCE_SOURCE), triggers
 (pgbench, triggers on/off), memory (KiB per idle socket). Everything runs in throwaway
 databases on DATABASE_URL's server, or on the embedded one when DATABASE_URL is unset.
 """

@@ -1,6 +1,8 @@
 """The yardstick: the seed's own stack (NestJS 11 + Apollo + Sequelize + Socket.IO) as a server.
 
-It lives in `../shared/reference/nestjs-seed/` (or REFERENCE_SOURCE). It is built once into
+It is not part of this repository: REFERENCE_SOURCE names the folder of the seed's NestJS build
+(when unset, the team's copy beside this checkout, shared/reference/nestjs-seed next to the
+project's folder, is used if it is there). It is built once into
 `.reference/nestjs-seed/` (gitignored): the source is copied, then `npm ci` and `npm run build`
 (its setup.sh, less the database step, which `reference_server` does on the bench's own server).
 The build is redone when the copied source changes. When the folder is missing or npm cannot
