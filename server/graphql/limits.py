@@ -37,12 +37,17 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
+    VariableNode,
+    Visitor,
     parse,
     validate,
+    visit,
 )
 from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
 from starlette.requests import Request
@@ -312,27 +317,72 @@ def cost_limit_rule(
     return CostLimitRule
 
 
+def cost_variables(document: DocumentNode) -> frozenset[str]:
+    """The variables the cost rule can read: those in the arguments of the paged list fields.
+
+    The rule reads every argument of a field (graphql-core's get_argument_values), but only a
+    paged field's arguments change its answer: its `limit` multiplies, and an argument that
+    cannot be read there leaves the limit unread. Fields are matched by name whatever their
+    parent type, which can only add variables to the set, never miss one.
+    """
+    names: set[str] = set()
+    paged = {field for _type, field in PAGED_FIELDS}
+
+    def variables_in(value: Any) -> None:
+        if isinstance(value, VariableNode):
+            names.add(value.name.value)
+        elif isinstance(value, ListValueNode):
+            for item in value.values:
+                variables_in(item)
+        elif isinstance(value, ObjectValueNode):
+            for field in value.fields:
+                variables_in(field.value)
+
+    class _PagedArguments(Visitor):
+        def enter_field(self, node: FieldNode, *_args: Any) -> None:
+            if node.name.value in paged:
+                for argument in node.arguments or ():
+                    variables_in(argument.value)
+
+    visit(document, _PagedArguments())
+    return frozenset(names)
+
+
 def validation_rules(
     schema: GraphQLSchema, limits: Limits
 ) -> Callable[[Any, DocumentNode, Any], Collection[type[ASTValidationRule]]]:
-    """ariadne's `validation_rules`, per request: the cost depends on the request's variables."""
+    """ariadne's `validation_rules`, per request: the cost depends on the request's variables.
+
+    The cost rule and the validation answer are remembered per query text and the values of
+    only the variables the cost rule can read (`cost_variables`): createLead's input differs on
+    every request and must not make a new rule class, and a new validation, each time.
+    """
     depth = depth_limit_rule(limits.graphql_max_depth)
     aliases = alias_limit_rule(limits.graphql_max_aliases)
-    # The cost rule of each cached (query, variables) pair, made once: making a rule class
+    # The cost rule of each cached (query, cost variables) pair, made once: making a rule class
     # costs more than looking up the validation answer it leads to.
     cost_rules: OrderedDict[tuple[str, str], type[ASTValidationRule]] = OrderedDict()
+    read_by_cost: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     def rules(
-        _context: Any, _document: DocumentNode, data: Any
+        _context: Any, document: DocumentNode, data: Any
     ) -> Collection[type[ASTValidationRule]]:
         raw = data.get("variables") if isinstance(data, dict) else None
         variables = raw if isinstance(raw, dict) else None
         query = data.get("query") if isinstance(data, dict) else None
         key = None
         if isinstance(query, str) and len(query) <= CACHED_QUERY_MAX_CHARS:
+            names = read_by_cost.get(query)
+            if names is None:
+                names = read_by_cost[query] = cost_variables(document)
+                while len(read_by_cost) > VALIDATION_CACHE_ENTRIES:
+                    read_by_cost.popitem(last=False)
+            read = (
+                {name: variables[name] for name in names if name in variables} if variables else {}
+            )
             # Variables that JSON cannot hold again are validated without the cache.
             with contextlib.suppress(TypeError, ValueError, RecursionError):
-                key = (query, json.dumps(variables, sort_keys=True))
+                key = (query, json.dumps(read, sort_keys=True))
         cost = cost_rules.get(key) if key is not None else None
         if cost is not None:
             cost_rules.move_to_end(key)  # type: ignore[arg-type]
@@ -348,7 +398,7 @@ def validation_rules(
     return rules
 
 
-# What validation answered for a (query text, variables) pair, per app. The same documents
+# What validation answered for a (query text, cost variables) pair, per app. The same documents
 # come back on every request of every client, and validating one page query costs as much as
 # resolving a third of it (bench/RESULTS.md). Bounded in entries and in query size.
 CACHED_QUERY_MAX_CHARS = 8 * 1024
@@ -358,9 +408,9 @@ VALIDATION_CACHE_ENTRIES = 512
 def caching_validator() -> Callable[..., list[GraphQLError]]:
     """ariadne's `query_validator`: graphql-core's `validate`, remembered per request text.
 
-    The result depends on the document, the variables (the cost rule reads them) and the rules,
-    which are fixed for one app but for the cost rule: `validation_rules` tags that rule with
-    the (query, variables) pair, and only a tagged request is looked up or stored."""
+    The result depends on the document, the variables the cost rule reads and the rules, which
+    are fixed for one app but for the cost rule: `validation_rules` tags that rule with the
+    (query, cost variables) pair, and only a tagged request is looked up or stored."""
     answers: OrderedDict[tuple[str, str], list[GraphQLError]] = OrderedDict()
 
     def validate_cached(
