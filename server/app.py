@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from server.graphql import graphql_routes
+from server.inflight import InFlightRequests
 from server.lifespan import AppState, lifespan_for
 from server.metrics import metrics_endpoint
 from server.realtime.admission import refusal_status
@@ -74,8 +75,10 @@ def create_app(
             settings, database_url, gateway=gateway, listener_options=listener_options
         ),
     )
+    served = InFlightRequests(http)
+    gateway.fanout.requests_waiting = served.busy
     # refusal_status: a handshake over the connection caps gets 429/503, not engine.io's 401.
-    return RequestIdMiddleware(refusal_status(socketio.ASGIApp(gateway.sio, other_asgi_app=http)))
+    return RequestIdMiddleware(refusal_status(socketio.ASGIApp(gateway.sio, other_asgi_app=served)))
 
 
 def create_app_from_environment() -> ASGIApp:

@@ -65,8 +65,11 @@ _FIN_TEXT = 0x81
 # instead of holding a backlog that grows until the ping timeout (~45 s of events); its client
 # reconnects and catches up with getNotifications(after:).
 MAX_BACKLOG_PACKETS = 1_000
-# Recipients written between two yields to the event loop: about half a millisecond of writes.
+# Recipients written between two yields to the event loop: about half a millisecond of writes,
+# and fewer while an HTTP request is being served, so that each of its steps (each database
+# round trip, its response) waits behind a few writes rather than a whole slice.
 CHUNK_SOCKETS: Final = 64
+CHUNK_SOCKETS_WHILE_SERVING: Final = 8
 
 # What the fast path reads on uvicorn's protocol (set in its __init__ or connection_made).
 _PROTOCOL_ATTRIBUTES: Final = ("handshake_complete", "close_sent", "conn", "writable", "transport")
@@ -266,6 +269,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self._last_queued: asyncio.Future[None] | None = None
         self._delivering: asyncio.Task[None] | None = None
         self._cutting: dict[str, asyncio.Task[None]] = {}
+        # Whether an HTTP request is being served (server/inflight.py, set by the app).
+        self.requests_waiting: Callable[[], bool] = lambda: False
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
@@ -433,9 +438,12 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             per_socket = self._payloads(run)
         library: list[tuple[str, list[_Emit]]] = []
         direct = writes = 0
-        for index, (eio_sid, payload, emits) in enumerate(per_socket):
-            if index and index % CHUNK_SOCKETS == 0:
+        budget = self._slice()
+        for eio_sid, payload, emits in per_socket:
+            if budget == 0:
                 await asyncio.sleep(0)  # let requests run between slices of a fan-out
+                budget = self._slice()
+            budget -= 1
             protocol = self._protocol(eio_sid)
             if protocol is None:
                 library.append((eio_sid, emits))
@@ -458,6 +466,9 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         if queued:
             self.queued_writes += queued
             SOCKET_DELIVERIES.labels(path="library").inc(queued)
+
+    def _slice(self) -> int:
+        return CHUNK_SOCKETS_WHILE_SERVING if self.requests_waiting() else CHUNK_SOCKETS
 
     @staticmethod
     def _payloads(run: list[_Emit]) -> list[tuple[str, bytes, list[_Emit]]]:
