@@ -62,14 +62,22 @@ class Broadcaster:
         pool: AsyncConnectionPool[Connection],
         cursor_secret: str,
         counts_changed: Callable[[], None],
+        has_listeners: Callable[[], bool] = lambda: True,
     ) -> None:
         self._emit = emit
         self._emit_many = emit_many
         self._pool = pool
         self._cursor_secret = cursor_secret
         self._counts_changed = counts_changed
+        self._has_listeners = has_listeners
 
     async def __call__(self, batch: Sequence[ListenerItem]) -> None:
+        if not self._has_listeners():
+            # No socket in this process (an API-only process, or between clients): reading and
+            # serialising rows for nobody is work every write would pay. A socket that joins
+            # later catches up from its cursor, as it must after any connect.
+            self._counts_changed()
+            return
         rows = await self._read_rows(
             {item.id for item in batch if isinstance(item, RowAnnouncement) and item.op != "delete"}
         )
@@ -123,6 +131,8 @@ class UnreadCounter:
     is a fan-out of its own to every socket: at 1,000 sockets and a steady stream of writes, a
     rest of 0.1 s made counts a quarter of all deliveries; 0.25 s keeps the badge within a
     quarter second and the count's share of the fan-out at about a tenth (bench/RESULTS.md).
+    With no socket to tell, a broadcast runs `unheard` instead: the fold that keeps the count
+    cheap for getUnreadCount still happens in a process that serves only the API.
     """
 
     def __init__(
@@ -132,11 +142,15 @@ class UnreadCounter:
         emit: Emit,
         room: str,
         min_interval: float = 0.25,
+        has_listeners: Callable[[], bool] = lambda: True,
+        unheard: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._count = count
         self._emit = emit
         self._room = room
         self._min_interval = min_interval
+        self._has_listeners = has_listeners
+        self._unheard = unheard
         self._wake = asyncio.Event()
         self._broadcast = False
         self._sids: set[str] = set()
@@ -172,10 +186,14 @@ class UnreadCounter:
             broadcast, sids = self._broadcast, self._sids
             self._broadcast, self._sids = False, set()
             try:
-                count = await self._count()
-                if broadcast:
+                if not sids and not self._has_listeners():
+                    if self._unheard is not None:
+                        await self._unheard()
+                elif broadcast:
+                    count = await self._count()
                     await self._emit(NOTIFICATIONS_UNREAD_COUNT, {"count": count}, to=self._room)
                 elif sids:
+                    count = await self._count()
                     await self._emit(NOTIFICATIONS_UNREAD_COUNT, {"count": count}, to=sorted(sids))
             except Exception:
                 logger.exception("action=unread_count_failed")

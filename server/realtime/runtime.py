@@ -53,13 +53,23 @@ async def running_realtime(
         async with pool.connection() as conn:
             return await unread_count(conn)
 
-    counter = UnreadCounter(count=count, emit=gateway.emit, room=ROOM)
+    def has_listeners() -> bool:
+        return gateway.connected > 0
+
+    counter = UnreadCounter(
+        count=count,
+        emit=gateway.emit,
+        room=ROOM,
+        has_listeners=has_listeners,
+        unheard=folder.fold_if_due,
+    )
     broadcaster = Broadcaster(
         emit=gateway.emit,
         emit_many=gateway.emit_many,
         pool=pool,
         cursor_secret=settings.jwt_secret,
         counts_changed=counter.broadcast,
+        has_listeners=has_listeners,
     )
     listener = Listener(
         connection_factory(database_url, connect_timeout=options.connect_timeout_seconds),
