@@ -70,6 +70,10 @@ MAX_BACKLOG_PACKETS = 1_000
 # round trip, its response) waits behind a few writes rather than a whole slice.
 CHUNK_SOCKETS: Final = 64
 CHUNK_SOCKETS_WHILE_SERVING: Final = 8
+# How long an unhurried emit (the unread count) waits for the next emit to share its socket
+# writes: at a steady write rate the count rides in the next notification's write instead of
+# a fan-out of its own that the next notification would queue behind.
+COALESCE_SECONDS: Final = 0.025
 
 # What the fast path reads on uvicorn's protocol (set in its __init__ or connection_made).
 _PROTOCOL_ATTRIBUTES: Final = ("handshake_complete", "close_sent", "conn", "writable", "transport")
@@ -252,6 +256,7 @@ class _Emit:
     packet: eio_packet.Packet | None
     recipients: list[str]  # engine.io sids, taken when emitted
     library: Callable[[], Awaitable[None]] | None = None
+    unhurried: bool = False  # may wait COALESCE_SECONDS for company
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -268,6 +273,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self._waiters: list[asyncio.Future[None]] = []
         self._last_queued: asyncio.Future[None] | None = None
         self._delivering: asyncio.Task[None] | None = None
+        self._company: asyncio.Future[None] | None = None  # set when a hurried emit arrives
         self._cutting: dict[str, asyncio.Task[None]] = {}
         # Whether an HTTP request is being served (server/inflight.py, set by the app).
         self.requests_waiting: Callable[[], bool] = lambda: False
@@ -310,12 +316,15 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         skip_sid: Any = None,
         callback: Any = None,
         to: Any = None,
+        unhurried: bool = False,
         **kwargs: Any,
     ) -> None:
         """Queue the emit behind every earlier one; return once its packets are written or on
-        their sockets' queues."""
+        their sockets' queues. An `unhurried` emit alone in the pipeline waits up to
+        COALESCE_SECONDS for another emit, so that both reach each socket in one write."""
         item = self._item(event, data, namespace, to or room, skip_sid, callback, kwargs)
         if item is not None:
+            item.unhurried = unhurried
             await self._enqueue([item])
 
     async def emit_many(self, events: list[tuple[str, Any]], namespace: str, room: Any) -> None:
@@ -386,6 +395,9 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self._backlog += items
         self._waiters.append(done)
         self._last_queued = done
+        company = self._company
+        if company is not None and not company.done() and not all(i.unhurried for i in items):
+            company.set_result(None)
         if self._delivering is None:
             self._delivering = asyncio.create_task(self._deliver_all(), name="socket-fanout")
         return done
@@ -398,6 +410,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     async def _deliver_all(self) -> None:
         try:
             while self._backlog:
+                if all(item.unhurried for item in self._backlog):
+                    await self._wait_for_company()
                 batch, self._backlog = self._backlog, []
                 waiters, self._waiters = self._waiters, []
                 try:
@@ -409,6 +423,15 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                         done.set_result(None)
         finally:
             self._delivering = None
+
+    async def _wait_for_company(self) -> None:
+        self._company = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._company, COALESCE_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            self._company = None
 
     async def _deliver(self, batch: list[_Emit]) -> None:
         """The batch in order: runs of framed emits coalesced, library calls in between."""

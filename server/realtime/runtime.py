@@ -58,7 +58,7 @@ async def running_realtime(
 
     counter = UnreadCounter(
         count=count,
-        emit=gateway.emit,
+        emit=gateway.emit_unhurried,
         room=ROOM,
         has_listeners=has_listeners,
         unheard=folder.fold_if_due,

@@ -123,6 +123,17 @@ class SocketGateway:
         EVENTS_EMITTED.labels(event=event).inc()
         await self.sio.emit(event, data, to=to)
 
+    async def emit_unhurried(
+        self, event: EventName, data: Payload, *, to: str | list[str] = ROOM
+    ) -> None:
+        """`emit` for the unread count: a broadcast to ROOM may wait a few milliseconds for the
+        next emit and share its socket writes (fanout.COALESCE_SECONDS); to sids, at once."""
+        if to != ROOM:
+            await self.emit(event, data, to=to)
+            return
+        EVENTS_EMITTED.labels(event=event).inc()
+        await self.fanout.emit(event, data, namespace="/", room=ROOM, unhurried=True)
+
     async def emit_many(self, events: Sequence[tuple[EventName, Payload]]) -> None:
         """Several events to ROOM, in order; each socket gets them in one write when it can."""
         for event, _data in events:

@@ -24,8 +24,9 @@ from websockets.streams import StreamReader
 from server.realtime.events import (
     NOTIFICATION_CREATED,
     NOTIFICATION_DELETED,
+    NOTIFICATIONS_UNREAD_COUNT,
 )
-from server.realtime.fanout import FanoutManager, text_frame
+from server.realtime.fanout import COALESCE_SECONDS, FanoutManager, text_frame
 from server.realtime.sio import ROOM, SocketGateway
 from server.settings import load_settings
 from tests.realtime.harness import (
@@ -335,3 +336,39 @@ async def test_a_batch_to_a_socket_under_back_pressure_joins_its_queue_in_order(
 
     await client.wait_until(lambda: len(client.named(NOTIFICATION_DELETED)) == 5)
     assert [event["id"] for event in client.named(NOTIFICATION_DELETED)] == list("01234")
+
+
+async def test_an_unread_count_rides_in_the_next_notifications_write(
+    in_process: InProcessServer,
+) -> None:
+    client = await quiet_websocket_client(in_process)
+    manager = in_process.manager
+    writes, direct = manager.socket_writes, manager.direct_writes
+
+    count = asyncio.create_task(
+        in_process.gateway.emit_unhurried(NOTIFICATIONS_UNREAD_COUNT, {"count": 1})
+    )
+    await turns(3)  # the count waits in the pipeline for company ...
+    assert manager.socket_writes == writes
+    await in_process.gateway.emit_many([(NOTIFICATION_DELETED, {"id": "n1"})])  # ... and gets it
+    await asyncio.wait_for(count, WAIT)
+
+    await client.wait_until(lambda: len(client.events) == 3)
+    assert [name for name, _ in client.events] == [
+        "warm-up",
+        NOTIFICATIONS_UNREAD_COUNT,
+        NOTIFICATION_DELETED,
+    ]
+    assert (manager.socket_writes, manager.direct_writes) == (writes + 1, direct + 2)
+
+
+async def test_an_unread_count_with_no_company_goes_out_alone_within_the_grace(
+    in_process: InProcessServer,
+) -> None:
+    client = await quiet_websocket_client(in_process)
+    started = asyncio.get_running_loop().time()
+    await in_process.gateway.emit_unhurried(NOTIFICATIONS_UNREAD_COUNT, {"count": 2})
+    waited = asyncio.get_running_loop().time() - started
+    await client.wait_until(lambda: len(client.named(NOTIFICATIONS_UNREAD_COUNT)) == 1)
+    assert client.named(NOTIFICATIONS_UNREAD_COUNT) == [{"count": 2}]
+    assert COALESCE_SECONDS * 0.9 <= waited < WAIT
