@@ -69,6 +69,12 @@ SOCKETS_CUT_STALLED = Counter(
     "crm_sockets_cut_stalled",
     "Sockets disconnected because their engine.io queue reached 1,000 packets (stopped reading).",
 )
+GC_FREEZES = Counter(
+    "crm_gc_freezes",
+    "Times the collector froze the objects of joined sockets (reason=joins) or thawed, collected "
+    "and froze again (reason=refreeze); server/collector.py.",
+    ["reason"],
+)
 LISTENER_RECONNECTS = Counter(
     "crm_listener_reconnects",
     "Times the LISTEN connection was lost and opened again (each followed by a resync).",

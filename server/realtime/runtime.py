@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
+from server.collector import CollectorPolicy
 from server.db import Connection
 from server.realtime.broadcaster import Broadcaster, UnreadCounter
 from server.realtime.listener import Listener, ListenerOptions, connection_factory
@@ -82,9 +83,16 @@ async def running_realtime(
         revocations.on_revoked = gateway.disconnect_user
         revocations.on_resumed = gateway.recheck_sockets
         gateway.revocations = revocations
+    collector = CollectorPolicy()
+
+    def joined(sid: str) -> None:
+        counter.send_to(sid)
+        collector.socket_joined()
+
     await listener.start()
     counter.start()
-    gateway.on_join = counter.send_to
+    collector.start()
+    gateway.on_join = joined
     gateway.on_leave = counter.forget
     try:
         yield Realtime(gateway=gateway, listener=listener, counter=counter)
@@ -93,5 +101,6 @@ async def running_realtime(
         if revocations is not None:
             revocations.on_revoked = revocations.on_resumed = None
         await gateway.close()
+        await collector.stop()
         await counter.stop()
         await listener.stop()
