@@ -122,6 +122,14 @@ class SocketQueue:
         getter = self._getter
         return getter is not None and not getter.done() and not self._more_getters
 
+    def idle(self) -> bool:
+        """Empty, and its writer waiting: nothing sent before is still on its way (the fan-out's
+        test for a direct write, one call per socket)."""
+        getter = self._getter
+        return (
+            not self._items and getter is not None and not getter.done() and not self._more_getters
+        )
+
     def qsize(self) -> int:
         return len(self._items) if self._items else 0
 
@@ -462,12 +470,13 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         library: list[tuple[str, list[_Emit]]] = []
         direct = writes = 0
         budget = self._slice()
+        sockets = self.server.eio.sockets
         for eio_sid, payload, emits in per_socket:
             if budget == 0:
                 await asyncio.sleep(0)  # let requests run between slices of a fan-out
                 budget = self._slice()
             budget -= 1
-            protocol = self._protocol(eio_sid)
+            protocol = self._protocol(eio_sid, sockets.get(eio_sid))
             if protocol is None:
                 library.append((eio_sid, emits))
             else:
@@ -505,13 +514,13 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             for eio_sid, emits in by_socket.items()
         ]
 
-    def _protocol(self, eio_sid: str) -> Any:
-        """The uvicorn protocol this socket can be written to directly now, if any."""
-        socket = self.server.eio.sockets.get(eio_sid)
+    def _protocol(self, eio_sid: str, socket: Any) -> Any:
+        """The uvicorn protocol this socket can be written to directly now, if any (it runs once
+        per recipient: every check reads an attribute or calls one cheap method)."""
         if socket is None or socket.closed or not socket.upgraded:
             return None
         queue = socket.queue
-        if queue.qsize() or not queue.writer_waiting:
+        if not queue.idle():
             return None
         protocol = queue.protocol
         if protocol is None:

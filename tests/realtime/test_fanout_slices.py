@@ -25,7 +25,8 @@ async def largest_slice(serving: bool) -> tuple[int, list[bytes]]:
     manager = FanoutManager()
     written: list[bytes] = []
     protocol = SimpleNamespace(transport=SimpleNamespace(write=written.append))
-    manager._protocol = lambda _sid: protocol  # type: ignore[method-assign]
+    manager.server = SimpleNamespace(eio=SimpleNamespace(sockets={}))
+    manager._protocol = lambda _sid, _socket: protocol  # type: ignore[method-assign]
     manager.requests_waiting = lambda: serving
     gaps: list[int] = []
 
