@@ -7,9 +7,10 @@ few hundred (engine.io's and python-socketio's state, uvicorn's protocol, asynci
 outnumber a quarter of the older ones, which is what a burst of connections does, so a
 reconnect storm brought several, each longer as more sockets were back.
 
-Sockets live for minutes to hours. After every FREEZE_AFTER_JOINS sockets that join, their
-objects are frozen (`gc.freeze()`: constant time, it moves the generations' lists into the
-permanent one, which no collection walks), so later full collections walk only what is newer. A
+Sockets live for minutes to hours. After every FREEZE_AFTER_JOINS sockets that join, the young
+generations are collected and what is left is frozen (`gc.freeze()`: constant time, it moves
+the generations' lists into the permanent one, which no collection walks), so later full
+collections walk only what is newer. A
 frozen object that becomes garbage in a cycle (the state of a socket that has since left) is
 not reclaimed while frozen: every REFREEZE_SECONDS the policy thaws everything, collects once
 and freezes again, one full collection at a known rhythm instead of several at the worst time.
@@ -48,6 +49,9 @@ class CollectorPolicy:
         self._joins += 1
         if self._joins >= self._freeze_after_joins:
             self._joins = 0
+            # The young generations first: what the handshakes left in cycles is freed now
+            # (a young collection walks only young objects), not frozen for ten minutes.
+            gc.collect(1)
             gc.freeze()
             GC_FREEZES.labels(reason="joins").inc()
 
