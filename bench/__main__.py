@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--api-seconds", type=float, help="seconds per API load (4)")
     parser.add_argument(
-        "--api-rounds", type=int, help="interleaved rounds of every API load on each server (3)"
+        "--api-rounds", type=int, help="interleaved rounds of every API load on each server (5)"
     )
     parser.add_argument(
         "--no-reference",
@@ -181,7 +181,7 @@ async def run(args: argparse.Namespace, output: Path) -> dict[str, Any]:
                 ApiOptions(
                     seconds=_pick(args.api_seconds, 4.0, 3.0, quick),
                     concurrency=32,
-                    rounds=_pick(args.api_rounds, 3, 2, quick),
+                    rounds=_pick(args.api_rounds, 5, 2, quick),
                     small_rows=rows[0],
                     large_rows=rows[-1],
                     log_dir=log_dir,
