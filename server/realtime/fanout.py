@@ -74,6 +74,12 @@ CHUNK_SOCKETS_WHILE_SERVING: Final = 8
 # writes: at a steady write rate the count rides in the next notification's write instead of
 # a fan-out of its own that the next notification would queue behind.
 COALESCE_SECONDS: Final = 0.025
+# Listener batches that may wait behind the one being written before emit_many makes the
+# listener wait: when the sockets fall behind (a burst, or the process short of CPU), the next
+# fan-out carries every waiting batch in one write per socket instead of one batch each, so a
+# backlog drains instead of compounding. Bounded: past it the listener's own queue (and its
+# overflow resync) takes over.
+MAX_BATCHES_AHEAD: Final = 4
 
 # What the fast path reads on uvicorn's protocol (set in its __init__ or connection_made).
 _PROTOCOL_ATTRIBUTES: Final = ("handshake_complete", "close_sent", "conn", "writable", "transport")
@@ -279,7 +285,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self.fast_path = False
         self._backlog: list[_Emit] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._last_queued: asyncio.Future[None] | None = None
+        self._ahead: collections.deque[asyncio.Future[None]] = collections.deque()
         self._delivering: asyncio.Task[None] | None = None
         self._company: asyncio.Future[None] | None = None  # set when a hurried emit arrives
         self._cutting: dict[str, asyncio.Task[None]] = {}
@@ -338,15 +344,20 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     async def emit_many(self, events: list[tuple[str, Any]], namespace: str, room: Any) -> None:
         """Several emits in order, queued at once: each socket gets their frames in one write.
 
-        Returns once the emits queued before these are delivered, these being on their way: the
-        listener reads its next batch's rows while this batch goes out, and is never more than
-        one batch ahead of the sockets.
+        Returns once at most MAX_BATCHES_AHEAD batches wait to be delivered, these among them:
+        the listener reads its next batches' rows while earlier ones go out, and a fan-out that
+        falls behind writes the batches waiting by then together.
         """
         items = [self._item(event, data, namespace, room, None, None, {}) for event, data in events]
-        ahead = self._last_queued
-        self._queue([item for item in items if item is not None])
-        if ahead is not None:
-            await asyncio.shield(ahead)  # others may wait on it: a cancelled caller leaves it be
+        done = self._queue([item for item in items if item is not None])
+        ahead = self._ahead
+        if done is not None:
+            ahead.append(done)
+        while ahead and ahead[0].done():
+            ahead.popleft()
+        if len(ahead) > MAX_BATCHES_AHEAD:
+            # Others may wait on it: a cancelled caller leaves it be.
+            await asyncio.shield(ahead[0])
 
     def _item(
         self,
@@ -402,7 +413,6 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._backlog += items
         self._waiters.append(done)
-        self._last_queued = done
         company = self._company
         if company is not None and not company.done() and not all(i.unhurried for i in items):
             company.set_result(None)

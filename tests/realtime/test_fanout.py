@@ -372,3 +372,20 @@ async def test_an_unread_count_with_no_company_goes_out_alone_within_the_grace(
     await client.wait_until(lambda: len(client.named(NOTIFICATIONS_UNREAD_COUNT)) == 1)
     assert client.named(NOTIFICATIONS_UNREAD_COUNT) == [{"count": 2}]
     assert COALESCE_SECONDS * 0.9 <= waited < WAIT
+
+
+async def test_batches_that_wait_behind_a_fan_out_go_out_together_in_order(
+    in_process: InProcessServer,
+) -> None:
+    client = await quiet_websocket_client(in_process)
+    manager = in_process.manager
+    writes = manager.socket_writes
+    # The listener hands over three batches before the fan-out task has run: none waits for
+    # the sockets (fewer than MAX_BATCHES_AHEAD are behind), and all three reach the socket in
+    # one write, in order (a listener limited to one batch ahead made three writes).
+    async with asyncio.timeout(WAIT):
+        for n in range(3):
+            await in_process.gateway.emit_many([(NOTIFICATION_DELETED, {"id": f"n{n}"})])
+    await client.wait_until(lambda: len(client.named(NOTIFICATION_DELETED)) == 3)
+    assert [event["id"] for event in client.named(NOTIFICATION_DELETED)] == ["n0", "n1", "n2"]
+    assert manager.socket_writes == writes + 1
