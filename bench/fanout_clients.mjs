@@ -17,8 +17,11 @@ import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
 const EVENT = "notification:created";
-// "bench-<tag> <seq>@<sendMs> added to pipeline"
-const MESSAGE = /^bench-(\S+) (\d+)@(\d+(?:\.\d+)?) /;
+// "bench-<tag> <seq>@<sendMs>+<lateMs> added to pipeline": lateMs is how far behind its schedule
+// a paced writer sent the lead (its previous write had not returned in time). Latency from the
+// scheduled send adds it back: a server that answers slowly holds the writer back, and timing
+// from the actual send would leave that wait out (coordinated omission).
+const MESSAGE = /^bench-(\S+) (\d+)@(\d+(?:\.\d+)?)(?:\+(\d+(?:\.\d+)?))? /;
 
 let sockets = [];
 let run = null;
@@ -38,6 +41,7 @@ function newRun(tag, leads) {
     leads,
     expected,
     latencies: new Float64Array(expected),
+    scheduled: new Float64Array(expected), // from the scheduled send (late time added back)
     seen: new Uint8Array(expected), // one flag per (socket, lead): duplicates are not counted
     delivered: 0,
     duplicates: 0,
@@ -59,6 +63,7 @@ function onNotification(index, payload) {
   }
   const seq = Number(match[2]);
   const sent = Number(match[3]);
+  const late = match[4] === undefined ? 0 : Number(match[4]);
   if (seq >= r.leads) {
     r.stray += 1;
     return;
@@ -70,6 +75,7 @@ function onNotification(index, payload) {
   }
   r.seen[slot] = 1;
   r.latencies[r.delivered] = received - sent;
+  r.scheduled[r.delivered] = received - sent + late;
   r.delivered += 1;
   if (received < r.firstReceipt) r.firstReceipt = received;
   if (received > r.lastReceipt) r.lastReceipt = received;
@@ -117,6 +123,7 @@ function report() {
   const r = run;
   if (r === null) return { error: "no run" };
   const sorted = r.latencies.slice(0, r.delivered).sort();
+  const fromSchedule = r.scheduled.slice(0, r.delivered).sort();
   const span = (r.lastReceipt - r.firstSend) / 1000;
   return {
     tag: r.tag,
@@ -129,6 +136,8 @@ function report() {
     p95_ms: percentile(sorted, 95),
     p99_ms: percentile(sorted, 99),
     max_ms: sorted.length ? sorted[sorted.length - 1] : null,
+    scheduled_p50_ms: percentile(fromSchedule, 50),
+    scheduled_p99_ms: percentile(fromSchedule, 99),
     span_s: r.delivered ? span : null,
     deliveries_per_s: r.delivered && span > 0 ? r.delivered / span : null,
   };

@@ -444,9 +444,9 @@ def sample_payload(tag: str, seq: int, sent_ms: float) -> NotificationPayload:
     )
 
 
-def lead_name(tag: str, seq: int, sent_ms: float) -> tuple[str, str]:
-    """The node side reads tag, sequence and send time back from "<first> <last>"."""
-    return f"bench-{tag}", f"{seq}@{sent_ms:.3f}"
+def lead_name(tag: str, seq: int, sent_ms: float, late_ms: float = 0.0) -> tuple[str, str]:
+    """The node side reads tag, sequence, send time and lateness back from "<first> <last>"."""
+    return f"bench-{tag}", f"{seq}@{sent_ms:.3f}+{late_ms:.3f}"
 
 
 def now_ms() -> float:
