@@ -19,12 +19,12 @@ and freezes again, one full collection at a known rhythm instead of several at t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
 from typing import Final
 
+from server.background import cancel_and_wait
 from server.metrics import GC_FREEZES
 
 logger = logging.getLogger(__name__)
@@ -74,11 +74,8 @@ class CollectorPolicy:
         self._task = asyncio.create_task(self._refreeze_forever(), name="gc-refreeze")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _refreeze_forever(self) -> None:
         while True:

@@ -38,6 +38,8 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.background import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -128,9 +130,7 @@ async def pool_gauges(pool: AsyncConnectionPool[Any]) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         mark_worker_stopped()
 
 

@@ -9,7 +9,6 @@ update is skipped, and the delete's own announcement follows in this batch or a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -17,6 +16,7 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from server.background import cancel_and_wait
 from server.db import Connection
 from server.realtime.events import (
     NOTIFICATION_CREATED,
@@ -173,11 +173,8 @@ class UnreadCounter:
         self._task = asyncio.create_task(self._run(), name="unread-counter")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:
