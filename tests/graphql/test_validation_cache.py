@@ -51,9 +51,7 @@ def test_variables_the_cost_rule_cannot_read_share_one_rule_and_one_answer() -> 
     rules = validation_rules(schema, Limits(graphql_max_cost=500))
     document = parse(CREATE)
     made = {
-        rules(None, document, {"query": CREATE, "variables": {"input": {"firstName": f"n{i}"}}})[
-            -1
-        ]
+        rules(None, document, {"query": CREATE, "variables": {"input": {"firstName": f"n{i}"}}})[-1]
         for i in range(50)
     }
     assert len(made) == 1  # one cost rule class for every createLead, not one per request
