@@ -53,6 +53,19 @@ def environment(database_url: str) -> dict[str, str]:
     }
 
 
+def run_server(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS` to its end (60 s at most), its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def command_lines() -> list[str]:
     """Every process's arguments, as `ps` would show them."""
     lines = []
@@ -128,15 +141,7 @@ def test_no_process_shows_the_database_password_in_its_arguments(empty_database:
 
 def test_an_unreachable_database_gives_one_clear_line_and_a_non_zero_exit() -> None:
     url = f"postgresql://crm:{PASSWORD}@127.0.0.1:{free_port()}/crm"
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "serve"],
-        cwd=PROJECT_ROOT,
-        env=environment(url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_server("serve", env=environment(url))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert PASSWORD not in result.stderr + result.stdout
@@ -157,15 +162,7 @@ def test_migrate_goes_to_the_direct_url_when_the_pool_goes_through_a_pooler(
         "LISTEN_DATABASE_URL": empty_database,
         "DATABASE_POOL_MODE": "transaction",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_server("migrate", env=env)
     assert result.returncode == 0, result.stderr
     with psycopg.connect(empty_database) as conn:
         rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
@@ -178,15 +175,7 @@ def test_transaction_pool_mode_without_a_direct_url_is_refused_in_one_line() -> 
         "DATABASE_POOL_MODE": "transaction",
     }
     env.pop("LISTEN_DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_server("serve", env=env)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
