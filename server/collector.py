@@ -10,10 +10,10 @@ reconnect storm brought several, each longer as more sockets were back.
 Sockets live for minutes to hours. After every FREEZE_AFTER_JOINS sockets that join, the young
 generations are collected and what is left is frozen (`gc.freeze()`: constant time, it moves
 the generations' lists into the permanent one, which no collection walks), so later full
-collections walk only what is newer. A
-frozen object that becomes garbage in a cycle (the state of a socket that has since left) is
-not reclaimed while frozen: every REFREEZE_SECONDS the policy thaws everything, collects once
-and freezes again, one full collection at a known rhythm instead of several at the worst time.
+collections walk only what is newer. A frozen object that becomes garbage in a cycle (the state
+of a socket that has since left) is not reclaimed while frozen: every REFREEZE_SECONDS the
+policy thaws everything, collects once and freezes again, one full collection at a known rhythm
+instead of several at the worst time.
 """
 
 from __future__ import annotations

@@ -128,9 +128,10 @@ class UnreadCounter:
     Requests only set flags; one task runs the query when flagged, then rests `min_interval`, so
     a burst of announcements (or of connecting sockets) costs one query. The query runs after the
     request that caused it, so the count includes every commit announced before it. Each count
-    is a fan-out of its own to every socket: at 1,000 sockets and a steady stream of writes, a
-    rest of 0.1 s made counts a quarter of all deliveries; 0.25 s keeps the badge within a
-    quarter second and the count's share of the fan-out at about a tenth (bench/RESULTS.md).
+    goes to every socket: at 1,000 sockets and a steady stream of writes, a rest of 0.1 s made
+    counts a quarter of all deliveries; 0.25 s keeps the badge within a quarter second and the
+    count's share at about a tenth (bench/RESULTS.md). A broadcast is emitted unhurried, so it
+    rides in the next notification's socket write when one follows within 25 ms.
     With no socket to tell, a broadcast runs `unheard` instead: the fold that keeps the count
     cheap for getUnreadCount still happens in a process that serves only the API.
     """

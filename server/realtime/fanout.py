@@ -20,8 +20,9 @@ of a listener batch, an unread count) and, per recipient, writes all their frame
 Every other recipient (long-polling, a connection under back-pressure or with packets on their
 way, any packet with binary attachments or an ack callback) gets its packets through engine.io's
 queue, in order; the pipeline runs one batch at a time, so the order of events on each socket is
-the order of the emits, whichever path each one took. Every `CHUNK_SOCKETS` recipients the
-delivery task yields to the event loop: GraphQL requests never wait behind a whole fan-out. A
+the order of the emits, whichever path each one took. Every `CHUNK_SOCKETS` recipients (every
+`CHUNK_SOCKETS_WHILE_SERVING` while an HTTP request is being served) the delivery task yields
+to the event loop: GraphQL requests never wait behind a whole fan-out. A
 socket whose queue reaches MAX_BACKLOG_PACKETS has stopped reading and is disconnected, so one
 stalled client cannot hold an ever-growing backlog. Per-message deflate is off (`serve`), so
 frames need no compression; a frame without RSV1 is valid either way.
