@@ -17,7 +17,12 @@ from starlette.applications import Starlette
 
 from server.db import Connection, create_pool
 from server.metrics import pool_gauges
-from server.realtime.drain import on_drain, realtime_drain
+from server.realtime.drain import (
+    long_poll_release,
+    on_connections_closing,
+    on_drain,
+    realtime_drain,
+)
 from server.realtime.listener import ListenerOptions
 from server.realtime.runtime import Realtime, running_realtime
 from server.realtime.sio import SocketGateway
@@ -77,6 +82,7 @@ def lifespan_for(
                 )
                 # SIGTERM hands the sockets over before uvicorn closes them (realtime/drain.py).
                 stack.callback(on_drain(realtime_drain(realtime)))
+                stack.callback(on_connections_closing(long_poll_release(realtime)))
             await stack.enter_async_context(pool_gauges(pool))
             app.state.crm = AppState(
                 settings=settings, pool=pool, realtime=realtime, revocations=revocations

@@ -9,11 +9,16 @@ the right signal; only its timing is not. `DrainingServer` runs the app's drain 
 1. stop accepting (the listening sockets close: a proxy sends new clients elsewhere);
 2. the LISTEN loop takes no more announcements and hands what it already read to the sockets;
 3. wait until every socket's queue has been written to its connection;
-4. uvicorn closes the connections: clients reconnect to a process that is up and catch up with
+4. every connection is told to close (a request in flight gets its response, then the close), and
+   each long-poll still waiting is answered at once with a NOOP: its client's next poll finds
+   no server and reconnects, where otherwise uvicorn would wait out its graceful timeout for
+   the poll and then cancel it into a 400 (which a browser logs as an error);
+5. uvicorn closes the connections: clients reconnect to a process that is up and catch up with
    `getNotifications(after: <newest cursor>)` from where their events stopped.
 
 Each step is bounded (`DRAIN_SECONDS` in all), so a stalled client cannot hold the shutdown.
-The app registers its drain with `on_drain` from its lifespan; the server runs the hooks.
+The app registers its drain (steps 2-3) with `on_drain` and its long-poll release (step 4) with
+`on_connections_closing` from its lifespan; the server runs the hooks.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import uvicorn
+from engineio import packet as engineio_packet
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import multiprocess
 
 if TYPE_CHECKING:
@@ -38,20 +46,36 @@ logger = logging.getLogger(__name__)
 
 # The whole drain; uvicorn's own graceful timeout (HTTP requests in flight) comes after it.
 DRAIN_SECONDS: Final = 5.0
+# The hooks after it only answer what is waiting: they take no time unless something is wrong.
+CLOSING_SECONDS: Final = 1.0
+HTTP_PROTOCOLS: Final = (H11Protocol, HttpToolsProtocol)
 
 DrainHook = Callable[[float], Awaitable[None]]
+Hook = TypeVar("Hook")
+ClosingHook = Callable[[], Awaitable[None]]
 _hooks: list[DrainHook] = []
+_closing_hooks: list[ClosingHook] = []
+
+
+def _registered(hooks: list[Hook], hook: Hook) -> Callable[[], None]:
+    hooks.append(hook)
+
+    def unregister() -> None:
+        if hook in hooks:
+            hooks.remove(hook)
+
+    return unregister
 
 
 def on_drain(hook: DrainHook) -> Callable[[], None]:
     """Run `hook(within_seconds)` when this process drains; returns what unregisters it."""
-    _hooks.append(hook)
+    return _registered(_hooks, hook)
 
-    def unregister() -> None:
-        if hook in _hooks:
-            _hooks.remove(hook)
 
-    return unregister
+def on_connections_closing(hook: ClosingHook) -> Callable[[], None]:
+    """Run `hook()` once every connection has been told to close (after the drain): a response
+    sent now is the last on its connection. Returns what unregisters it."""
+    return _registered(_closing_hooks, hook)
 
 
 async def run_drain_hooks(within: float = DRAIN_SECONDS) -> None:
@@ -65,6 +89,19 @@ async def run_drain_hooks(within: float = DRAIN_SECONDS) -> None:
             logger.warning("action=drain_timed_out within=%.1fs", within)
         except Exception:
             logger.exception("action=drain_failed")
+
+
+async def run_closing_hooks(within: float = CLOSING_SECONDS) -> None:
+    """Every `on_connections_closing` hook, in order, within `within` seconds in all."""
+    try:
+        async with asyncio.timeout(within):
+            for hook in list(_closing_hooks):
+                try:
+                    await hook()
+                except Exception:
+                    logger.exception("action=closing_hook_failed")
+    except TimeoutError:
+        logger.warning("action=closing_hooks_timed_out within=%.1fs", within)
 
 
 def _flushed(eio_socket: Any) -> bool:
@@ -112,6 +149,23 @@ def realtime_drain(realtime: Realtime) -> DrainHook:
     return drain
 
 
+def long_poll_release(realtime: Realtime) -> ClosingHook:
+    """Step 4's release: a NOOP for every long-polling socket, so that a poll waiting for
+    packets returns now (its response the last on its connection) instead of at uvicorn's
+    graceful timeout. A socket on a WebSocket, or upgrading to one, is left to uvicorn's 1012."""
+
+    async def release() -> None:
+        released = 0
+        for eio_socket in list(realtime.gateway.sio.eio.sockets.values()):
+            if eio_socket.closed or eio_socket.upgraded or eio_socket.upgrading:
+                continue
+            await eio_socket.send(engineio_packet.Packet(engineio_packet.NOOP))
+            released += 1
+        logger.info("action=long_polls_released sockets=%d", released)
+
+    return release
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's server with the app's drain between "stop accepting" and "close connections"."""
 
@@ -124,6 +178,14 @@ class DrainingServer(uvicorn.Server):
         if not self.force_exit:  # a second Ctrl-C skips the drain, as it skips the rest
             logger.info("action=draining")
             await run_drain_hooks()
+            # uvicorn's next step, taken early for HTTP connections so that a response the
+            # hooks cause is the last on its connection (an idle one closes now, one mid-request
+            # after its response). uvicorn repeats it, which HTTP's protocols allow; WebSockets'
+            # do not (a second close raises), so they wait for uvicorn's own step.
+            for connection in list(self.server_state.connections):
+                if isinstance(connection, HTTP_PROTOCOLS):
+                    connection.shutdown()
+            await run_closing_hooks()
         await super().shutdown(sockets)
 
 

@@ -209,11 +209,95 @@ async def test_after_a_server_restart_the_page_catches_up_and_keeps_the_badge_ri
         insert_lead(committed_db, "Hedy", "Lamarr")
         await expect(page.locator("#feed > li").first).to_contain_text("Hedy Lamarr")
         await expect(badge(page)).to_have_text("4 unread")
-        # The browser logs each refused retry while no server runs; those are expected.
-        console_errors[:] = [
-            e for e in console_errors if not ("ERR_CONNECTION_REFUSED" in e and "/socket.io/" in e)
-        ]
     finally:
         first.terminate()
         if second is not None:
             second.terminate()
+        drop_refused_socket_retries(console_errors)
+
+
+# The page's first WebSocket fails before it opens (as through a proxy that does not pass
+# upgrades): Socket.IO's client then falls back to long-polling for that whole connection.
+FIRST_WEBSOCKET_FAILS = """(() => {
+  const RealWebSocket = window.WebSocket;
+  let made = 0;
+  class FailingWebSocket extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = url;
+      this.readyState = 0;
+      setTimeout(() => {
+        this.readyState = 3;
+        this.onerror?.(new Event("error"));
+        this.onclose?.(new CloseEvent("close", { code: 1006 }));
+      }, 0);
+    }
+    send() {}
+    close() {}
+  }
+  window.WebSocket = new Proxy(RealWebSocket, {
+    construct(target, args) {
+      made += 1;
+      return made === 1 ? new FailingWebSocket(args[0]) : new target(...args);
+    },
+  });
+})();"""
+
+
+async def test_a_page_on_long_polling_survives_a_restart_with_no_failed_request_but_the_refused(
+    committed_db: psycopg.Connection[DictRow],
+    page: Page,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    console_errors: list[str],
+) -> None:
+    """SIGTERM answers a long-poll at once (no 400 after uvicorn's graceful timeout): the
+    page's next poll is refused like any retry while no server runs, and it reconnects."""
+    await page.add_init_script(FIRST_WEBSOCKET_FAILS)
+    polls: list[str] = []
+    page.on(
+        "request",
+        lambda request: polls.append(request.url) if "transport=polling" in request.url else None,
+    )
+    first = start_server(database_url, tmp_path, extra_env={"APP_ENV": "development"})
+    second = None
+    try:
+        await signed_in(page, first, database_url)
+        insert_lead(committed_db, "Ada", "Lovelace")
+        await expect(item(page, "Ada Lovelace added to pipeline")).to_be_visible()
+        assert any("sid=" in url for url in polls), polls  # it is on long-polling
+        # The count is the last packet this lead causes: from here the page's poll waits.
+        await expect(badge(page)).to_have_text("1 unread")
+
+        first.terminate()
+        await expect(page.locator("#connection")).to_have_text("Reconnecting…")
+        insert_lead(committed_db, "Mary", "Somerville")
+        (tmp_path / "restarted").mkdir()  # its own log: the first one's is read below
+        second = start_on_port(
+            monkeypatch,
+            first.port,
+            database_url,
+            tmp_path / "restarted",
+            {"APP_ENV": "development"},
+        )
+        await expect(page.locator("#connection")).to_have_text("Live", timeout=RECONNECT_MS)
+        await expect(item(page, "Mary Somerville added to pipeline")).to_be_visible()
+        insert_lead(committed_db, "Hedy", "Lamarr")
+        await expect(page.locator("#feed > li").first).to_contain_text("Hedy Lamarr")
+        await expect(badge(page)).to_have_text("3 unread")
+    finally:
+        first.terminate()
+        if second is not None:
+            second.terminate()
+        drop_refused_socket_retries(console_errors)
+    log = first.log()
+    assert "action=long_polls_released sockets=1" in log, log
+    assert "timeout graceful shutdown exceeded" not in log, log
+
+
+def drop_refused_socket_retries(console_errors: list[str]) -> None:
+    """The browser logs each refused retry while no server runs; those are expected."""
+    console_errors[:] = [
+        e for e in console_errors if not ("ERR_CONNECTION_REFUSED" in e and "/socket.io/" in e)
+    ]

@@ -73,3 +73,30 @@ async def test_sigterm_closes_sockets_and_the_listen_connection_and_exits_within
         if server.process.poll() is None:
             server.process.kill()
             pytest.fail("server still running")
+
+
+async def test_sigterm_answers_a_waiting_long_poll_at_once_so_its_client_reconnects(
+    database_url: str, tmp_path: Path, committed_db: psycopg.Connection[DictRow]
+) -> None:
+    """Without the release, uvicorn waits its graceful timeout (5 s) for the poll, then cancels
+    it into a 400 that a browser logs; a client then sees its next poll refused instead."""
+    server = start_server(database_url, tmp_path)
+    client = ReasonRecordingClient()
+    try:
+        await client.connect(server.url, auth={"token": token()}, transports=["polling"])
+        await client.next_event("notifications:unread-count")
+        assert client.sio.transport() == "polling"
+
+        code = await asyncio.to_thread(server.terminate, 10.0)
+        assert code in (0, -signal.SIGTERM), server.log()
+        await client.wait_until(lambda: client.disconnects == 1)
+        assert client.reasons == [client.sio.reason.TRANSPORT_ERROR]
+        log = server.log()
+        assert "action=long_polls_released sockets=1" in log
+        assert "timeout graceful shutdown exceeded" not in log
+        assert not [line for line in log.splitlines() if "/socket.io/" in line and '" 400' in line]
+    finally:
+        await client.close()
+        if server.process.poll() is None:
+            server.process.kill()
+            pytest.fail("server still running")
