@@ -20,7 +20,7 @@ from server.metrics import metrics_endpoint
 from server.realtime.admission import refusal_status
 from server.realtime.listener import ListenerOptions
 from server.realtime.sio import SocketGateway
-from server.request_context import RequestIdMiddleware
+from server.request_context import RequestIdMiddleware, check_one_write
 from server.settings import Settings, load_settings
 from server.ui import ui_routes
 
@@ -75,6 +75,7 @@ def create_app(
             settings, database_url, gateway=gateway, listener_options=listener_options
         ),
     )
+    check_one_write()  # responses in one write: logged and exported when uvicorn changed
     served = InFlightRequests(http)
     gateway.fanout.requests_waiting = served.busy
     # refusal_status: a handshake over the connection caps gets 429/503, not engine.io's 401.

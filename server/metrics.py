@@ -67,6 +67,12 @@ SOCKET_FAST_PATH_ENABLED = Gauge(
     "1 when the direct-write fan-out is on; 0 when a library it reads changed (see the log).",
     multiprocess_mode="livemin",
 )
+HTTP_ONE_WRITE_ENABLED = Gauge(
+    "crm_http_one_write_enabled",
+    "1 when each HTTP response goes out in one write (server/request_context.py); 0 when "
+    "uvicorn's request cycle changed (see the log) and responses take uvicorn's two writes.",
+    multiprocess_mode="livemin",
+)
 SOCKETS_CUT_STALLED = Counter(
     "crm_sockets_cut_stalled",
     "Sockets disconnected because their engine.io queue reached 1,000 packets (stopped reading).",

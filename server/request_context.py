@@ -9,12 +9,16 @@ record, and ariadne's error formatter (called without the request) reads it from
 
 from __future__ import annotations
 
+import importlib
+import logging
 import re
 import uuid
 from contextvars import ContextVar
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 NO_REQUEST: Final = "-"
 HEADER: Final = "x-request-id"
@@ -46,6 +50,55 @@ def _incoming(scope: Scope) -> str | None:
     return None
 
 
+# uvicorn's HTTP protocols whose request cycle _OneWriteResponse stands in for (uvicorn is pinned
+# exactly in pyproject.toml for this and for the fan-out).
+UVICORN_HTTP_MODULES: Final = (
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.http.h11_impl",
+)
+_one_write = True
+
+
+def one_write_problems() -> list[str]:
+    """What _OneWriteResponse needs of uvicorn's request cycles and they lack (empty: all there):
+    a cycle that keeps its transport in `.transport`, and a `send()` that writes only through
+    `transport.write` (a `writelines` would pass the kept head by, and the body would go first)."""
+    problems: list[str] = []
+    for module_name in UVICORN_HTTP_MODULES:
+        try:
+            cycle = importlib.import_module(module_name).RequestResponseCycle
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"{module_name}: {exc}")
+            continue
+        if "transport" not in cycle.__init__.__code__.co_names:
+            problems.append(f"{module_name}.RequestResponseCycle no longer sets .transport")
+        send = vars(cycle).get("send")
+        names = set(send.__code__.co_names) if callable(send) else set()
+        if "write" not in names or "writelines" in names:
+            problems.append(f"{module_name}.RequestResponseCycle.send no longer calls write alone")
+    return problems
+
+
+def check_one_write() -> bool:
+    """At start-up: responses in one write when uvicorn is as expected, else loudly two (the
+    log says why; `crm_http_one_write_enabled` is 0)."""
+    # Here, not at the top: server.logs imports this module, and `serve` must set
+    # PROMETHEUS_MULTIPROC_DIR before prometheus_client is first imported (server/metrics.py).
+    from server.metrics import HTTP_ONE_WRITE_ENABLED
+
+    global _one_write
+    problems = one_write_problems()
+    _one_write = not problems
+    HTTP_ONE_WRITE_ENABLED.set(1 if _one_write else 0)
+    if problems:
+        logger.warning(
+            "action=http_one_write enabled=false reason=%r: every response goes out in "
+            "uvicorn's two writes; check uvicorn's version against pyproject.toml",
+            "; ".join(problems),
+        )
+    return _one_write
+
+
 class _OneWriteResponse:
     """uvicorn writes a response's head (status line and headers) and its body with two
     `transport.write` calls: two system calls and two TCP segments per response, which on the
@@ -64,8 +117,10 @@ class _OneWriteResponse:
 
     @classmethod
     def around(cls, send: Send) -> _OneWriteResponse | None:
+        if not _one_write:
+            return None
         cycle = getattr(send, "__self__", None)
-        if cycle is None or not type(cycle).__module__.startswith("uvicorn.protocols.http."):
+        if cycle is None or type(cycle).__module__ not in UVICORN_HTTP_MODULES:
             return None
         if getattr(cycle, "transport", None) is None:
             return None
