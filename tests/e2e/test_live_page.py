@@ -210,10 +210,7 @@ async def test_after_a_server_restart_the_page_catches_up_and_keeps_the_badge_ri
         await expect(page.locator("#feed > li").first).to_contain_text("Hedy Lamarr")
         await expect(badge(page)).to_have_text("4 unread")
     finally:
-        first.terminate()
-        if second is not None:
-            second.terminate()
-        drop_refused_socket_retries(console_errors)
+        stop_both(first, second, console_errors)
 
 
 # The page's first WebSocket fails before it opens (as through a proxy that does not pass
@@ -287,17 +284,20 @@ async def test_a_page_on_long_polling_survives_a_restart_with_no_failed_request_
         await expect(page.locator("#feed > li").first).to_contain_text("Hedy Lamarr")
         await expect(badge(page)).to_have_text("3 unread")
     finally:
-        first.terminate()
-        if second is not None:
-            second.terminate()
-        drop_refused_socket_retries(console_errors)
+        stop_both(first, second, console_errors)
     log = first.log()
     assert "action=long_polls_released sockets=1" in log, log
     assert "timeout graceful shutdown exceeded" not in log, log
 
 
-def drop_refused_socket_retries(console_errors: list[str]) -> None:
-    """The browser logs each refused retry while no server runs; those are expected."""
+def stop_both(
+    first: ServerProcess, second: ServerProcess | None, console_errors: list[str]
+) -> None:
+    """Both servers down; then the page's console without the refused retries, which the
+    browser logs while no server runs (those are expected)."""
+    first.terminate()
+    if second is not None:
+        second.terminate()
     console_errors[:] = [
         e for e in console_errors if not ("ERR_CONNECTION_REFUSED" in e and "/socket.io/" in e)
     ]
