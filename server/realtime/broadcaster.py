@@ -57,14 +57,12 @@ class Broadcaster:
     def __init__(
         self,
         *,
-        emit: Emit,
-        emit_many: EmitMany | None = None,
+        emit_many: EmitMany,
         pool: AsyncConnectionPool[Connection],
         cursor_secret: str,
         counts_changed: Callable[[], None],
         has_listeners: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._emit = emit
         self._emit_many = emit_many
         self._pool = pool
         self._cursor_secret = cursor_secret
@@ -101,12 +99,8 @@ class Broadcaster:
                     NOTIFICATION_CREATED if item.op == "insert" else NOTIFICATION_UPDATED
                 )
                 events.append((event, row))
-        if self._emit_many is not None:
-            # One call for the batch: a socket gets all of its events in one write (fanout.py).
-            await self._emit_many(events)
-        else:
-            for event_name, data in events:
-                await self._emit(event_name, data)
+        # One call for the batch: a socket gets all of its events in one write (fanout.py).
+        await self._emit_many(events)
         # Every statement on notifications may move the unread count, and so may what a resync
         # stands for.
         self._counts_changed()

@@ -65,7 +65,6 @@ async def running_realtime(
         unheard=folder.fold_if_due,
     )
     broadcaster = Broadcaster(
-        emit=gateway.emit,
         emit_many=gateway.emit_many,
         pool=pool,
         cursor_secret=settings.jwt_secret,

@@ -128,8 +128,12 @@ async def test_every_event_the_broadcaster_and_unread_counter_emit_validates(
         if event == "notifications:unread-count":
             counted.set()
 
+    async def emit_many(events: Sequence[tuple[EventName, Payload]]) -> None:
+        for event, data in events:
+            await emit(event, data)
+
     broadcaster = Broadcaster(
-        emit=emit, pool=pool, cursor_secret=CURSOR_SECRET, counts_changed=lambda: None
+        emit_many=emit_many, pool=pool, cursor_secret=CURSOR_SECRET, counts_changed=lambda: None
     )
     await broadcaster(
         [

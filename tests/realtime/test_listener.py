@@ -302,14 +302,14 @@ async def test_queued_one_row_announcements_are_read_in_one_query_and_a_vanished
     emitted: list[tuple[str, Any]] = []
     counts_changed: list[bool] = []
 
-    async def emit(event: str, data: Payload, *, to: str | list[str] = "room") -> None:
-        emitted.append((event, data))
+    async def emit_many(events: Sequence[tuple[str, Payload]]) -> None:
+        emitted.extend(events)
 
     pool = create_pool(database_url, min_size=1, max_size=1)
     await pool.open(wait=True, timeout=WAIT)
     try:
         broadcaster = Broadcaster(
-            emit=emit,
+            emit_many=emit_many,
             pool=pool,
             cursor_secret="s",
             counts_changed=lambda: counts_changed.append(True),

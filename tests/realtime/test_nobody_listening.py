@@ -26,14 +26,10 @@ async def test_a_batch_with_no_socket_to_hear_it_reads_no_rows_and_emits_nothing
     emitted: list[tuple[str, Payload]] = []
     counts_changed: list[bool] = []
 
-    async def emit(event: str, data: Payload, *, to: str | list[str] = "room") -> None:
-        emitted.append((event, data))
-
     async def emit_many(events: Any) -> None:
         emitted.extend(events)
 
     broadcaster = Broadcaster(
-        emit=emit,
         emit_many=emit_many,
         pool=cast(Any, NoDatabase()),
         cursor_secret="s",
