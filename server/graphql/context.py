@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from starlette.requests import Request
 
 from server import db
 from server.auth import Claims, bearer_token, decode_token
+from server.bounded_cache import BoundedCache
 from server.errors import DomainError, Unauthenticated
 from server.lifespan import AppState
 from server.request_context import request_id_var
@@ -122,7 +122,7 @@ async def _back_to_transactions(conn: db.Connection) -> None:
 # the expiry can change with time (iat and nbf only become more valid), so a hit checks it as
 # PyJWT does. Bounded; a token never verified is never stored.
 VERIFIED_TOKENS_MAX = 1024
-_verified: OrderedDict[tuple[str, str], Claims] = OrderedDict()
+_verified: BoundedCache[tuple[str, str], Claims] = BoundedCache(VERIFIED_TOKENS_MAX)
 
 
 def verified_claims(token: str, secret: str) -> Claims:
@@ -130,13 +130,10 @@ def verified_claims(token: str, secret: str) -> Claims:
     key = (secret, token)
     claims = _verified.get(key)
     if claims is not None and claims["exp"] > time.time():
-        _verified.move_to_end(key)
         return claims.copy()
-    _verified.pop(key, None)
+    _verified.pop(key)
     claims = decode_token(token, secret)  # raises Unauthenticated
-    _verified[key] = claims.copy()
-    while len(_verified) > VERIFIED_TOKENS_MAX:
-        _verified.popitem(last=False)
+    _verified.put(key, claims.copy())
     return claims
 
 

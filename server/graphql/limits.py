@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Collection
 from functools import cache
 from typing import Any
@@ -54,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive
 
+from server.bounded_cache import BoundedCache
 from server.graphql.inputs import DEFAULT_PAGE_SIZE
 from server.settings import Limits
 
@@ -146,7 +146,7 @@ def query_parser(limits: Limits) -> Callable[[Any, dict[str, Any]], DocumentNode
     count's whole query. A parsed document is never changed by validation or execution, so
     requests can share it. A text that does not parse is not remembered (it raises each time).
     """
-    documents: OrderedDict[str, DocumentNode] = OrderedDict()
+    documents: BoundedCache[str, DocumentNode] = BoundedCache(VALIDATION_CACHE_ENTRIES)
 
     def parse_with_limits(_context: Any, data: dict[str, Any]) -> DocumentNode:
         query = data["query"]
@@ -154,7 +154,6 @@ def query_parser(limits: Limits) -> Callable[[Any, dict[str, Any]], DocumentNode
         if cacheable:
             document = documents.get(query)
             if document is not None:
-                documents.move_to_end(query)
                 return document
         document = parse(
             query,
@@ -162,9 +161,7 @@ def query_parser(limits: Limits) -> Callable[[Any, dict[str, Any]], DocumentNode
             max_comments=limits.graphql_max_tokens,
         )
         if cacheable:
-            documents[query] = document
-            while len(documents) > VALIDATION_CACHE_ENTRIES:
-                documents.popitem(last=False)
+            documents.put(query, document)
         return document
 
     return parse_with_limits
@@ -361,8 +358,10 @@ def validation_rules(
     aliases = alias_limit_rule(limits.graphql_max_aliases)
     # The cost rule of each cached (query, cost variables) pair, made once: making a rule class
     # costs more than looking up the validation answer it leads to.
-    cost_rules: OrderedDict[tuple[str, str], type[ASTValidationRule]] = OrderedDict()
-    read_by_cost: OrderedDict[str, frozenset[str]] = OrderedDict()
+    cost_rules: BoundedCache[tuple[str, str], type[ASTValidationRule]] = BoundedCache(
+        VALIDATION_CACHE_ENTRIES
+    )
+    read_by_cost: BoundedCache[str, frozenset[str]] = BoundedCache(VALIDATION_CACHE_ENTRIES)
 
     def rules(
         _context: Any, document: DocumentNode, data: Any
@@ -374,9 +373,8 @@ def validation_rules(
         if isinstance(query, str) and len(query) <= CACHED_QUERY_MAX_CHARS:
             names = read_by_cost.get(query)
             if names is None:
-                names = read_by_cost[query] = cost_variables(document)
-                while len(read_by_cost) > VALIDATION_CACHE_ENTRIES:
-                    read_by_cost.popitem(last=False)
+                names = cost_variables(document)
+                read_by_cost.put(query, names)
             read = (
                 {name: variables[name] for name in names if name in variables} if variables else {}
             )
@@ -384,15 +382,11 @@ def validation_rules(
             with contextlib.suppress(TypeError, ValueError, RecursionError):
                 key = (query, json.dumps(read, sort_keys=True))
         cost = cost_rules.get(key) if key is not None else None
-        if cost is not None:
-            cost_rules.move_to_end(key)  # type: ignore[arg-type]
-        else:
+        if cost is None:
             cost = cost_limit_rule(schema, limits.graphql_max_cost, variables)
             if key is not None:
                 cost.cache_key = key  # type: ignore[attr-defined]
-                cost_rules[key] = cost
-                while len(cost_rules) > VALIDATION_CACHE_ENTRIES:
-                    cost_rules.popitem(last=False)
+                cost_rules.put(key, cost)
         return (MaxIntrospectionDepthRule, depth, aliases, cost)
 
     return rules
@@ -411,7 +405,9 @@ def caching_validator() -> Callable[..., list[GraphQLError]]:
     The result depends on the document, the variables the cost rule reads and the rules, which
     are fixed for one app but for the cost rule: `validation_rules` tags that rule with the
     (query, cost variables) pair, and only a tagged request is looked up or stored."""
-    answers: OrderedDict[tuple[str, str], list[GraphQLError]] = OrderedDict()
+    answers: BoundedCache[tuple[str, str], list[GraphQLError]] = BoundedCache(
+        VALIDATION_CACHE_ENTRIES
+    )
 
     def validate_cached(
         schema: GraphQLSchema,
@@ -423,14 +419,12 @@ def caching_validator() -> Callable[..., list[GraphQLError]]:
         # The tagged rule is one of the app's own, which ariadne puts after the specified ones.
         ordered = list(rules or ())
         key = next((k for r in reversed(ordered) if (k := getattr(r, "cache_key", None))), None)
-        if key is not None and key in answers:
-            answers.move_to_end(key)
-            return list(answers[key])
+        known = answers.get(key) if key is not None else None
+        if known is not None:
+            return list(known)
         errors = validate(schema, document, rules=rules, max_errors=max_errors, **kwargs)
         if key is not None:
-            answers[key] = list(errors)
-            while len(answers) > VALIDATION_CACHE_ENTRIES:
-                answers.popitem(last=False)
+            answers.put(key, list(errors))
         return errors
 
     return validate_cached

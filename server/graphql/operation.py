@@ -10,7 +10,6 @@ the number of labels by the schema whatever clients send.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,6 +28,8 @@ from graphql import (
     SelectionSetNode,
     parse,
 )
+
+from server.bounded_cache import BoundedCache
 
 UNKNOWN: Final = "unknown"
 INVALID: Final = "invalid"
@@ -108,7 +109,7 @@ CACHED_LABEL_MAX_CHARS = 8 * 1024
 
 def labelling_parser(schema: GraphQLSchema, parse_query: QueryParser) -> QueryParser:
     """An ariadne `query_parser`: `parse_query`, then the request's label is recorded."""
-    labels: OrderedDict[tuple[str, str | None], str] = OrderedDict()
+    labels: BoundedCache[tuple[str, str | None], str] = BoundedCache(CACHED_LABELS)
 
     def parse_and_label(context: Any, data: dict[str, Any]) -> DocumentNode:
         holder = operation_label_var.get()
@@ -124,9 +125,7 @@ def labelling_parser(schema: GraphQLSchema, parse_query: QueryParser) -> QueryPa
             if label is None:
                 label = operation_label(schema, document, name)
                 if key is not None:
-                    labels[key] = label
-                    while len(labels) > CACHED_LABELS:
-                        labels.popitem(last=False)
+                    labels.put(key, label)
             holder.value = label
         return document
 
