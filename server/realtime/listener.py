@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from server import revocation
+from server.background import cancel_and_wait
 from server.metrics import LISTENER_RECONNECTS
 from server.realtime.events import (
     CHANNEL,
@@ -136,9 +137,7 @@ class Listener:
             async with asyncio.timeout(within):
                 for task in self._tasks:
                     if task.get_name() == "listener-reader":
-                        task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
+                        await cancel_and_wait(task)
                 if self._revocations is not None:
                     self._revocations.suspend()  # no more revocations will be heard
                 await self._take_the_rest()
