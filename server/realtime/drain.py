@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
 from engineio import packet as engineio_packet
@@ -51,13 +51,11 @@ CLOSING_SECONDS: Final = 1.0
 HTTP_PROTOCOLS: Final = (H11Protocol, HttpToolsProtocol)
 
 DrainHook = Callable[[float], Awaitable[None]]
-Hook = TypeVar("Hook")
-ClosingHook = Callable[[], Awaitable[None]]
 _hooks: list[DrainHook] = []
-_closing_hooks: list[ClosingHook] = []
+_closing_hooks: list[DrainHook] = []
 
 
-def _registered(hooks: list[Hook], hook: Hook) -> Callable[[], None]:
+def _registered(hooks: list[DrainHook], hook: DrainHook) -> Callable[[], None]:
     hooks.append(hook)
 
     def unregister() -> None:
@@ -72,16 +70,25 @@ def on_drain(hook: DrainHook) -> Callable[[], None]:
     return _registered(_hooks, hook)
 
 
-def on_connections_closing(hook: ClosingHook) -> Callable[[], None]:
-    """Run `hook()` once every connection has been told to close (after the drain): a response
-    sent now is the last on its connection. Returns what unregisters it."""
+def on_connections_closing(hook: DrainHook) -> Callable[[], None]:
+    """Run `hook(within_seconds)` once every connection has been told to close (after the
+    drain): a response sent now is the last on its connection. Returns what unregisters it."""
     return _registered(_closing_hooks, hook)
 
 
 async def run_drain_hooks(within: float = DRAIN_SECONDS) -> None:
-    """Every registered hook, in order, within `within` seconds in all; failures are logged."""
+    """Every `on_drain` hook, in order, within `within` seconds in all; failures are logged."""
+    await _run_in_order(_hooks, within)
+
+
+async def run_closing_hooks(within: float = CLOSING_SECONDS) -> None:
+    """Every `on_connections_closing` hook, in order, within `within` seconds in all."""
+    await _run_in_order(_closing_hooks, within)
+
+
+async def _run_in_order(hooks: list[DrainHook], within: float) -> None:
     deadline = time.monotonic() + within
-    for hook in list(_hooks):
+    for hook in list(hooks):
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await hook(max(0.0, deadline - time.monotonic()))
@@ -89,19 +96,6 @@ async def run_drain_hooks(within: float = DRAIN_SECONDS) -> None:
             logger.warning("action=drain_timed_out within=%.1fs", within)
         except Exception:
             logger.exception("action=drain_failed")
-
-
-async def run_closing_hooks(within: float = CLOSING_SECONDS) -> None:
-    """Every `on_connections_closing` hook, in order, within `within` seconds in all."""
-    try:
-        async with asyncio.timeout(within):
-            for hook in list(_closing_hooks):
-                try:
-                    await hook()
-                except Exception:
-                    logger.exception("action=closing_hook_failed")
-    except TimeoutError:
-        logger.warning("action=closing_hooks_timed_out within=%.1fs", within)
 
 
 def _flushed(eio_socket: Any) -> bool:
@@ -149,12 +143,12 @@ def realtime_drain(realtime: Realtime) -> DrainHook:
     return drain
 
 
-def long_poll_release(realtime: Realtime) -> ClosingHook:
+def long_poll_release(realtime: Realtime) -> DrainHook:
     """Step 4's release: a NOOP for every long-polling socket, so that a poll waiting for
     packets returns now (its response the last on its connection) instead of at uvicorn's
     graceful timeout. A socket on a WebSocket, or upgrading to one, is left to uvicorn's 1012."""
 
-    async def release() -> None:
+    async def release(_within: float) -> None:  # one send per socket: no wait to bound
         released = 0
         for eio_socket in list(realtime.gateway.sio.eio.sockets.values()):
             if eio_socket.closed or eio_socket.upgraded or eio_socket.upgrading:
