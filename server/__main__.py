@@ -43,27 +43,26 @@ def _database_url(settings: Settings) -> tuple[str, Path | None]:
     return url, embedded.bin_dir
 
 
-def _direct_database_url(settings: Settings) -> tuple[str, Path | None]:
-    """LISTEN_DATABASE_URL when set: migrations hold a session-level advisory lock and run in
-    transactions of their own, which a pooler in transaction mode cannot keep together."""
-    if settings.listen_database_url is not None:
-        return settings.listen_database_url, None
-    return _database_url(settings)
+def _direct(settings: Settings, url: str) -> str:
+    """LISTEN_DATABASE_URL when set (it is only with DATABASE_URL), else `url`: migrations hold
+    a session-level advisory lock and run in transactions of their own, which a pooler in
+    transaction mode cannot keep together."""
+    return settings.listen_database_url or url
 
 
 def command_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from server.migrate import migrate
 
-    url, _ = _direct_database_url(settings)
-    print(migrate(url), end="")
+    url, _ = _database_url(settings)
+    print(migrate(_direct(settings, url)), end="")
     return 0
 
 
 def command_dump_schema(settings: Settings, _args: argparse.Namespace) -> int:
     from server.migrate import run_dbmate
 
-    url, bin_dir = _direct_database_url(settings)
-    run_dbmate(url, ["up"], pg_bin_dir=bin_dir, dump_schema=True)
+    url, bin_dir = _database_url(settings)
+    run_dbmate(_direct(settings, url), ["up"], pg_bin_dir=bin_dir, dump_schema=True)
     print("db/schema.sql written")
     return 0
 
@@ -102,7 +101,7 @@ def command_serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.realtime.drain import serve
 
     url, _ = _database_url(settings)
-    print(migrate(settings.listen_database_url or url), end="")  # direct: see _direct_database_url
+    print(migrate(_direct(settings, url)), end="")
     if creates_development_user(settings):
         asyncio.run(ensure_development_user(url))
     # Worker processes read their settings from the environment: hand them the resolved ones.
