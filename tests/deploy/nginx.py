@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.deploy.process import stop_fast
 from tests.realtime.harness import PROJECT_ROOT, free_port
 
 DEPLOYMENT_DOC = PROJECT_ROOT / "docs" / "DEPLOYMENT.md"
@@ -112,13 +112,7 @@ class Nginx:
 
     def stop(self) -> None:
         """SIGQUIT (graceful) would wait for open WebSockets; SIGTERM is nginx's fast stop."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_fast(self.process)
 
 
 def start_nginx(binary: str, folder: Path, upstream_ports: Sequence[int]) -> Nginx:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.deploy.process import stop_fast
 from tests.realtime.harness import free_port
 
 POOLED_DATABASE = "crm_pooled"
@@ -52,13 +52,7 @@ class PgBouncer:
     def stop(self) -> None:
         """SIGTERM is PgBouncer's immediate shutdown (SIGINT would wait for its clients)."""
         try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=5)
+            stop_fast(self.process)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
